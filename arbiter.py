@@ -1,0 +1,2861 @@
+#!/usr/bin/env python3
+"""arbiter.py -- a pre-fork WSGI HTTP server in one standard-library file.
+
+Copy this file next to your application and run it the way you would run
+gunicorn::
+
+    python arbiter.py -w 4 -b 0.0.0.0:8000 myproject.wsgi:application
+
+The command line, the setting names, the config-file format (``-c
+gunicorn.conf.py``), the signals, the hooks and the log lines follow
+gunicorn's, so an existing ``gunicorn ...`` command line works unchanged.
+Without an application argument a small built-in demo app is served.
+
+Process model and one request's path, in the order this file defines them::
+
+    master:  main() -> load_config() -> Arbiter(cfg).run()
+             run(): start() [pidfile, listeners, signals, when_ready]
+             loop:  maybe_promote_master()
+                    signal queued? -> handle_<name>()    (a handler only records)
+                    else sleep() on the self-pipe -> reap_workers()
+                    murder_workers() ; manage_workers() -> spawn_worker()
+    worker:  spawn_worker() -> fork -> SyncWorker.run()   (never returns: os._exit)
+             run(): select(listeners, parked connections)
+             -> accept() -> Connection -> serve_connection()
+             -> Connection.read_head() -> parse_head() -> Request
+             -> build_environ() -> app(environ, Response.start_response)
+             -> Response.send() -> keep the connection parked, or close it
+
+"Sync" means one request at a time per worker, as in gunicorn's sync worker.
+Idle keep-alive connections and connections whose request head has not fully
+arrived are parked in the worker's selector: they never hold the worker, so
+slow or silent clients can not take it away from everybody else.
+
+Signals, to the master:
+
+    ======  ==============================================================
+    HUP     reload the config and the app; replace every worker, new ones
+            booted before old ones stop (nothing dropped)
+    TERM    graceful stop: finish requests in flight (``--graceful-timeout``)
+    INT     quick stop
+    QUIT    quick stop
+    TTIN    one worker more
+    TTOU    one worker less (never below one)
+    USR1    reopen the log files (master and workers)
+    USR2    re-exec: start a new master on the same listening sockets
+    WINCH   gracefully stop the workers, keep the master (use after USR2)
+    CHLD    a worker exited: reap it
+    ======  ==============================================================
+"""
+
+import argparse
+import ast
+import binascii
+import collections
+import difflib
+import email.utils
+import errno
+import fcntl
+import importlib
+import io
+import logging
+import os
+import random
+import re
+import select
+import selectors
+import shlex
+import signal
+import socket
+import stat
+import sys
+import tempfile
+import time
+import traceback
+from urllib.parse import unquote_to_bytes
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Arbiter", "SyncWorker", "Config", "Pidfile", "Request", "Response",
+    "Body", "FileWrapper", "HTTPError", "HaltServer", "ConfigError",
+    "AppImportError", "SETTINGS", "load_config", "load_app", "parse_head",
+    "build_environ", "parse_address", "serve", "main",
+]
+
+
+# ---------------------------------------------------------------------------
+# Constants
+# ---------------------------------------------------------------------------
+
+SERVER_SOFTWARE = "arbiter.py/%s" % __version__
+
+# Exit codes of a worker, read by the master (the same numbers as gunicorn's).
+WORKER_BOOT_ERROR = 3
+APP_LOAD_ERROR = 4
+
+# The master's signals, in the order of the table in the docstring.
+MASTER_SIGNALS = ("HUP", "TERM", "INT", "QUIT", "TTIN", "TTOU", "USR1",
+                  "USR2", "WINCH", "CHLD")
+SIGNAL_NAMES = {getattr(signal, "SIG" + name): name.lower()
+                for name in MASTER_SIGNALS}
+
+# How long the master waits between a SIGABRT (stack dump) and SIGKILL to a
+# worker that timed out: long enough for a Python stack to reach the log.
+ABORT_GRACE = 1.0
+# A draining worker closes a parked connection that stays idle this long.
+DRAIN_IDLE_GRACE = 0.5
+# At most this many bytes of an unread request body are read and thrown away
+# to keep a connection alive; a larger rest closes the connection instead.
+MAX_DRAIN = 64 * 1024
+READ_SIZE = 65536
+
+# RFC 9110 §5.6.2: token = 1*tchar.
+TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# RFC 9110 §5.5: field-value bytes are VCHAR, obs-text, SP and HTAB.
+FIELD_VALUE = re.compile(rb"[\t\x20-\x7e\x80-\xff]*")
+# RFC 9112 §3.2: the target has no whitespace and no control character.
+TARGET = re.compile(rb"[\x21-\x7e\x80-\xff]+")
+HTTP_VERSION = re.compile(rb"HTTP/([0-9])\.([0-9])")
+# gunicorn's rule for methods: upper-case, 3 to 20 characters (a lower-case
+# or very long "method" is far more often an attack or a typo than a verb).
+CONVENTIONAL_METHOD = re.compile(rb"[A-Z0-9!#$%&'*+\-.^_`|~]{3,20}")
+# RFC 3986 §3.2.2/3.2.3: what a Host (or absolute-form authority) may hold.
+HOST_VALUE = re.compile(
+    r"(?:[A-Za-z0-9\-._~!$&'()*+,;=%]*|\[[0-9A-Fa-f:.]+\])(?::[0-9]*)?")
+CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")
+# RFC 9112 §7.1.1: chunk-ext = *( BWS ";" BWS name [ BWS "=" BWS value ] ).
+CHUNK_EXT = re.compile(
+    rb'(?:[ \t]*;[ \t]*[!#$%&\'*+\-.^_`|~0-9A-Za-z]+'
+    rb'(?:[ \t]*=[ \t]*(?:[!#$%&\'*+\-.^_`|~0-9A-Za-z]+'
+    rb'|"(?:[\t\x20\x21\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t\x20-\x7e\x80-\xff])*"))?)*')
+MAX_CHUNK_LINE = 4096
+MAX_TRAILER_FIELDS = 100
+RESPONSE_STATUS = re.compile(r"[1-9][0-9][0-9] [^\x00-\x08\x0a-\x1f\x7f]*")
+RESPONSE_FIELD_VALUE = re.compile(r"[^\x00-\x08\x0a-\x1f\x7f]*")
+
+# RFC 9110 §7.6.1 and PEP 3333: hop-by-hop fields belong to the server.
+# ``Connection`` is allowed from the app only to ask for a close.
+HOP_BY_HOP = frozenset(("keep-alive", "proxy-authenticate",
+                        "proxy-authorization", "te", "trailer", "trailers",
+                        "transfer-encoding", "upgrade"))
+NO_BODY_STATUS = frozenset((204, 304))
+
+REASONS = {
+    100: "Continue", 200: "OK", 400: "Bad Request", 403: "Forbidden",
+    404: "Not Found", 405: "Method Not Allowed", 408: "Request Timeout",
+    413: "Content Too Large", 414: "URI Too Long",
+    431: "Request Header Fields Too Large", 500: "Internal Server Error",
+    501: "Not Implemented", 505: "HTTP Version Not Supported",
+}
+
+
+# ---------------------------------------------------------------------------
+# Errors
+# ---------------------------------------------------------------------------
+
+class HaltServer(Exception):
+    """Raised in the master to stop the server with an exit status."""
+
+    def __init__(self, reason, exit_status=1):
+        super().__init__(reason)
+        self.reason = reason
+        self.exit_status = exit_status
+
+
+class ConfigError(Exception):
+    """A setting, a config file or the command line is wrong."""
+
+
+class AppImportError(Exception):
+    """The application named on the command line can not be loaded."""
+
+
+class HTTPError(Exception):
+    """A request that is answered with an error page; ``status`` says which.
+
+    Every rejection is a subclass, so the one function that turns an
+    exception into a response (``error_response``) needs no isinstance
+    ladder. After an HTTPError the connection is always closed: nothing
+    that follows a bad request is read as a new request.
+    """
+
+    status = 400
+
+    def __init__(self, detail=""):
+        super().__init__(detail or self.__doc__)
+        self.detail = detail or self.__doc__
+
+
+class BadRequest(HTTPError):
+    """Bad request"""
+
+
+class IncompleteBody(HTTPError):
+    """The client closed the connection before the whole body arrived"""
+
+
+class RequestTimeout(HTTPError):
+    """The request did not arrive in time"""
+    status = 408
+
+
+class URITooLong(HTTPError):
+    """Request line too long"""
+    status = 414
+
+
+class HeadersTooLarge(HTTPError):
+    """Request header fields too large"""
+    status = 431
+
+
+class Unsupported(HTTPError):
+    """Not implemented"""
+    status = 501
+
+
+class VersionNotSupported(HTTPError):
+    """HTTP version not supported"""
+    status = 505
+
+
+class ClientGone(Exception):
+    """The peer closed or reset the connection: there is nobody to answer."""
+
+
+class ResponseError(Exception):
+    """The application broke a rule of PEP 3333 or of HTTP in its response."""
+
+
+# ---------------------------------------------------------------------------
+# Configuration: one table of settings, the hooks, config files, the CLI
+# ---------------------------------------------------------------------------
+
+def to_int(value):
+    try:
+        number = int(value, 0) if isinstance(value, str) else int(value)
+    except (TypeError, ValueError):
+        raise ConfigError("not an integer: %r" % (value,)) from None
+    if number < 0:
+        raise ConfigError("must not be negative: %r" % (value,))
+    return number
+
+
+def to_float(value):
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError("not a number: %r" % (value,)) from None
+    if number < 0:
+        raise ConfigError("must not be negative: %r" % (value,))
+    return number
+
+
+def to_workers(value):
+    """An integer, or ``auto``: the CPUs this process may use (see cpu_quota)."""
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return max(1, cpu_quota())
+    number = to_int(value)
+    if number < 1:
+        raise ConfigError("at least one worker is needed")
+    return number
+
+
+def to_bool(value):
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on", "y"):
+        return True
+    if isinstance(value, str) and value.lower() in ("0", "false", "no", "off", "n"):
+        return False
+    raise ConfigError("not a boolean: %r" % (value,))
+
+
+def to_str(value):
+    if value is None or isinstance(value, str):
+        return value
+    raise ConfigError("not a string: %r" % (value,))
+
+
+def to_list(value):
+    """A list of strings; a string is a comma-separated list (gunicorn's rule)."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        return list(value)
+    raise ConfigError("not a list of strings: %r" % (value,))
+
+
+def to_str_list(value):
+    """A list of strings where a plain string is one item (binds, env)."""
+    if isinstance(value, str):
+        return [value]
+    return to_list(value)
+
+
+def to_dict(value):
+    if isinstance(value, dict):
+        return dict(value)
+    raise ConfigError("not a dict: %r" % (value,))
+
+
+def to_choice(*choices):
+    def convert(value):
+        if isinstance(value, str) and value.lower() in choices:
+            return value.lower()
+        raise ConfigError("%r is not one of %s" % (value, ", ".join(choices)))
+    return convert
+
+
+def to_callable(value):
+    if isinstance(value, str):
+        value = import_string(value)
+    if not callable(value):
+        raise ConfigError("not callable: %r" % (value,))
+    return value
+
+
+def no_hook(*args):
+    """The default of every server hook: do nothing."""
+
+
+def default_workers(environ):
+    return to_workers(environ.get("WEB_CONCURRENCY", 1))
+
+
+def default_bind(environ):
+    if "PORT" in environ:
+        return ["0.0.0.0:%s" % environ["PORT"]]
+    return ["127.0.0.1:8000"]
+
+
+def default_forwarded_allow_ips(environ):
+    return to_list(environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1"))
+
+
+Setting = collections.namedtuple("Setting", "name flags default convert help")
+
+DEFAULT_ACCESS_LOG_FORMAT = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"'
+
+# One row per setting: the name (as in gunicorn and in config files), the
+# command-line flags, the default (a callable takes the environment), the
+# converter, the help. Hooks are settings without flags.
+SETTINGS = (
+    Setting("config", ("-c", "--config"), None, to_str,
+            "The config file: a path, or python:MODULE. Default ./gunicorn.conf.py if it exists."),
+    Setting("wsgi_app", (), None, to_str, "The WSGI app, MODULE:NAME."),
+    Setting("bind", ("-b", "--bind"), default_bind, to_str_list,
+            "Address to listen on: HOST, HOST:PORT, [V6]:PORT, unix:PATH or fd://N. Repeatable."),
+    Setting("backlog", ("--backlog",), 2048, to_int, "The listen queue length."),
+    Setting("workers", ("-w", "--workers"), default_workers, to_workers,
+            "Number of worker processes, or 'auto' for the CPUs this container may use."),
+    Setting("worker_class", ("-k", "--worker-class"), "sync", to_str,
+            "Worker type: only 'sync' is available."),
+    Setting("worker_connections", ("--worker-connections",), 1000, to_int,
+            "Most connections one worker keeps open (idle keep-alive ones included)."),
+    Setting("max_requests", ("--max-requests",), 0, to_int,
+            "Restart a worker after this many requests (0: never)."),
+    Setting("max_requests_jitter", ("--max-requests-jitter",), 0, to_int,
+            "Add up to this many to max_requests, at random per worker."),
+    Setting("timeout", ("-t", "--timeout"), 30, to_int,
+            "Kill a worker silent for this many seconds (its stack is logged first)."),
+    Setting("graceful_timeout", ("--graceful-timeout",), 30, to_int,
+            "Seconds a stopping worker may take to finish its requests."),
+    Setting("keepalive", ("--keep-alive",), 2, to_int,
+            "Seconds to keep an idle keep-alive connection open (0: no keep-alive)."),
+    Setting("limit_request_line", ("--limit-request-line",), 4094, to_int,
+            "Longest request line in bytes (414 beyond)."),
+    Setting("limit_request_fields", ("--limit-request-fields",), 100, to_int,
+            "Most header fields in a request (431 beyond)."),
+    Setting("limit_request_field_size", ("--limit-request-field_size",), 8190, to_int,
+            "Longest header field line in bytes (431 beyond)."),
+    Setting("reload", ("--reload",), False, to_bool, "Restart workers when code changes."),
+    Setting("reload_extra_files", ("--reload-extra-file",), [], to_str_list,
+            "Extra files to watch with --reload. Repeatable."),
+    Setting("check_config", ("--check-config",), False, to_bool,
+            "Check the configuration and the app, then exit."),
+    Setting("print_config", ("--print-config",), False, to_bool,
+            "Print the resolved settings, then exit."),
+    Setting("preload_app", ("--preload",), False, to_bool,
+            "Load the app in the master before forking the workers."),
+    Setting("sendfile", ("--no-sendfile",), True, to_bool,
+            "Do not use sendfile() for wsgi.file_wrapper."),
+    Setting("reuse_port", ("--reuse-port",), False, to_bool, "Set SO_REUSEPORT on listeners."),
+    Setting("chdir", ("--chdir",), None, to_str, "Change to this directory before loading the app."),
+    Setting("daemon", ("-D", "--daemon"), False, to_bool, "Detach from the terminal."),
+    Setting("raw_env", ("-e", "--env"), [], to_str_list, "Set KEY=VALUE in the environment. Repeatable."),
+    Setting("pidfile", ("-p", "--pid"), None, to_str, "Write the master's pid to this file."),
+    Setting("worker_tmp_dir", ("--worker-tmp-dir",), None, to_str,
+            "Directory for the workers' heartbeat files."),
+    Setting("user", ("-u", "--user"), None, to_str, "Run workers as this user."),
+    Setting("group", ("-g", "--group"), None, to_str, "Run workers as this group."),
+    Setting("umask", ("-m", "--umask"), 0, to_int, "umask for files the server writes (unix sockets)."),
+    Setting("initgroups", ("--initgroups",), False, to_bool,
+            "Set the workers' supplementary groups from the user's groups."),
+    Setting("tmp_upload_dir", ("--tmp-upload-dir",), None, to_str, "Accepted for compatibility."),
+    Setting("secure_scheme_headers", (), {"X-FORWARDED-PROTOCOL": "ssl",
+                                          "X-FORWARDED-PROTO": "https",
+                                          "X-FORWARDED-SSL": "on"}, to_dict,
+            "Headers (from trusted proxies) that mean the request came over https."),
+    Setting("forwarded_allow_ips", ("--forwarded-allow-ips",), default_forwarded_allow_ips,
+            to_list, "Proxies trusted for secure_scheme_headers and forwarder headers ('*': all)."),
+    Setting("forwarder_headers", ("--forwarder-headers",), ["SCRIPT_NAME", "PATH_INFO"],
+            to_list, "Headers a trusted proxy may set to override environ keys."),
+    Setting("accesslog", ("--access-logfile",), None, to_str, "The access log file ('-': stdout)."),
+    Setting("access_log_format", ("--access-logformat",), DEFAULT_ACCESS_LOG_FORMAT, to_str,
+            "The access log format (gunicorn's atoms)."),
+    Setting("errorlog", ("--error-logfile", "--log-file"), "-", to_str,
+            "The error log file ('-': stderr)."),
+    Setting("loglevel", ("--log-level",), "info",
+            to_choice("debug", "info", "warning", "error", "critical"), "The error log level."),
+    Setting("capture_output", ("--capture-output",), False, to_bool,
+            "Send the workers' stdout and stderr to the error log."),
+    Setting("enable_stdio_inheritance", ("-R", "--enable-stdio-inheritance"), False, to_bool,
+            "Keep stdio open in daemon mode."),
+    Setting("proc_name", ("-n", "--name"), None, to_str, "The process title base name."),
+    Setting("default_proc_name", (), "arbiter", to_str, "The process title when no name is set."),
+    Setting("pythonpath", ("--pythonpath",), None, to_str,
+            "Comma-separated directories to add to sys.path."),
+    Setting("permit_obsolete_folding", ("--permit-obsolete-folding",), False, to_bool,
+            "Accept obs-fold header continuation lines (joined with a space)."),
+    Setting("strip_header_spaces", ("--strip-header-spaces",), False, to_bool,
+            "Accept whitespace between a header name and its colon (dangerous)."),
+    Setting("permit_unconventional_http_method", ("--permit-unconventional-http-method",),
+            False, to_bool, "Accept any token as a method, not only upper-case 3-20 chars."),
+    Setting("casefold_http_method", ("--casefold-http-method",), False, to_bool,
+            "Upper-case the method before checking it."),
+    Setting("header_map", ("--header-map",), "drop", to_choice("drop", "refuse", "dangerous"),
+            "Header names with '_': drop them, refuse the request, or pass them on."),
+    # Server hooks, with gunicorn's signatures.
+    Setting("on_starting", (), no_hook, to_callable, "on_starting(server)"),
+    Setting("on_reload", (), no_hook, to_callable, "on_reload(server)"),
+    Setting("when_ready", (), no_hook, to_callable, "when_ready(server)"),
+    Setting("pre_fork", (), no_hook, to_callable, "pre_fork(server, worker)"),
+    Setting("post_fork", (), no_hook, to_callable, "post_fork(server, worker)"),
+    Setting("post_worker_init", (), no_hook, to_callable, "post_worker_init(worker)"),
+    Setting("worker_int", (), no_hook, to_callable, "worker_int(worker)"),
+    Setting("worker_abort", (), no_hook, to_callable, "worker_abort(worker)"),
+    Setting("pre_exec", (), no_hook, to_callable, "pre_exec(server)"),
+    Setting("pre_request", (), no_hook, to_callable, "pre_request(worker, req)"),
+    Setting("post_request", (), no_hook, to_callable, "post_request(worker, req, environ, resp)"),
+    Setting("child_exit", (), no_hook, to_callable, "child_exit(server, worker)"),
+    Setting("worker_exit", (), no_hook, to_callable, "worker_exit(server, worker)"),
+    Setting("nworkers_changed", (), no_hook, to_callable,
+            "nworkers_changed(server, new_value, old_value)"),
+    Setting("on_exit", (), no_hook, to_callable, "on_exit(server)"),
+)
+SETTINGS_BY_NAME = {s.name: s for s in SETTINGS}
+
+# gunicorn settings that have no meaning here: a config file that sets them
+# still boots, with one warning each.
+NOT_APPLICABLE = frozenset((
+    "threads", "reload_engine", "spew", "logger_class", "logconfig",
+    "logconfig_dict", "logconfig_json", "syslog_addr", "syslog", "syslog_prefix",
+    "syslog_facility", "disable_redirect_access_to_syslog", "statsd_host",
+    "dogstatsd_tags", "statsd_prefix", "paste", "raw_paste_global_conf",
+    "proxy_protocol", "proxy_allow_ips", "keyfile", "certfile", "ssl_version",
+    "cert_reqs", "ca_certs", "suppress_ragged_eofs", "do_handshake_on_connect",
+    "ciphers", "ssl_context", "root_path", "tolerate_dangerous_framing",
+    "http_protocols", "asgi_loop", "asgi_lifespan", "asgi_disconnect_grace_period",
+))
+
+
+class Config:
+    """The resolved settings: one attribute per row of SETTINGS."""
+
+    def __init__(self, environ=None):
+        environ = os.environ if environ is None else environ
+        for setting in SETTINGS:
+            default = setting.default
+            if callable(default) and setting.convert is not to_callable:
+                default = default(environ)
+            elif isinstance(default, (list, dict)):
+                default = type(default)(default)
+            setattr(self, setting.name, default)
+        self.app_uri = None
+        self.warnings = []
+
+    def set(self, name, value):
+        setting = SETTINGS_BY_NAME.get(name)
+        if setting is None:
+            raise ConfigError("unknown setting %r%s" % (name, did_you_mean(name)))
+        try:
+            setattr(self, name, setting.convert(value))
+        except ConfigError as exc:
+            raise ConfigError("%s: %s" % (name, exc)) from None
+
+    @property
+    def name(self):
+        return self.proc_name or self.app_uri or self.default_proc_name
+
+    def items(self):
+        return [(s.name, getattr(self, s.name)) for s in SETTINGS]
+
+
+def did_you_mean(name):
+    close = difflib.get_close_matches(name, list(SETTINGS_BY_NAME) + list(NOT_APPLICABLE), 1, 0.75)
+    return " (did you mean %r?)" % close[0] if close else ""
+
+
+def build_parser():
+    """The argparse parser, built from SETTINGS. Every default is SUPPRESS, so
+    the namespace holds only what was given and precedence is easy."""
+    parser = argparse.ArgumentParser(
+        prog="arbiter.py", argument_default=argparse.SUPPRESS,
+        usage="%(prog)s [OPTIONS] [APP_MODULE]",
+        description="A pre-fork WSGI HTTP server in one file, compatible with gunicorn.")
+    parser.add_argument("-v", "--version", action="version",
+                        version="arbiter.py (version %s)" % __version__)
+    for setting in SETTINGS:
+        if not setting.flags:
+            continue
+        kwargs = {"dest": setting.name, "help": setting.help}
+        if setting.convert is to_bool:
+            negative = setting.flags[-1].startswith("--no-")
+            kwargs["action"] = "store_false" if negative else "store_true"
+        elif setting.convert is to_str_list:
+            kwargs["action"] = "append"
+        else:
+            kwargs["metavar"] = setting.name.upper()
+        parser.add_argument(*setting.flags, **kwargs)
+    parser.add_argument("app_uri", nargs="?", metavar="APP_MODULE",
+                        help="The WSGI app as MODULE:NAME or MODULE:FACTORY(ARGS).")
+    return parser
+
+
+def read_config_file(path):
+    """Run a gunicorn-style Python config file; return its public names."""
+    namespace = {"__file__": path, "__name__": "__config__"}
+    if path.startswith("python:"):
+        try:
+            module = importlib.import_module(path[len("python:"):])
+        except ImportError as exc:
+            raise ConfigError("can not import config module %s: %s" % (path, exc)) from None
+        namespace = vars(module)
+    else:
+        try:
+            with open(path, "rb") as f:
+                source = f.read()
+        except OSError as exc:
+            raise ConfigError("can not read config file %s: %s" % (path, exc.strerror)) from None
+        try:
+            exec(compile(source, path, "exec"), namespace)
+        except Exception:
+            raise ConfigError("error in config file %s:\n%s"
+                              % (path, traceback.format_exc())) from None
+    return {k: v for k, v in namespace.items() if not k.startswith("_")}
+
+
+def apply_config_file(cfg, path):
+    for name, value in read_config_file(path).items():
+        if name in SETTINGS_BY_NAME:
+            cfg.set(name, value)
+        elif name in NOT_APPLICABLE:
+            cfg.warnings.append("setting %r has no effect in arbiter.py; ignored" % name)
+        elif isinstance(value, type(os)) or isinstance(value, type) or callable(value):
+            continue  # an import or a helper the file defines for itself
+        else:
+            hint = did_you_mean(name)
+            if hint:
+                raise ConfigError("unknown setting %r in %s%s" % (name, path, hint))
+            cfg.warnings.append("%s: %r is not a setting; ignored" % (path, name))
+
+
+def load_config(argv=None, environ=None):
+    """Resolve the settings as gunicorn does: defaults < config file <
+    $GUNICORN_CMD_ARGS < command line."""
+    environ = os.environ if environ is None else environ
+    parser = build_parser()
+    cli = vars(parser.parse_args(argv))
+    from_env = vars(parser.parse_args(shlex.split(environ.get("GUNICORN_CMD_ARGS", ""))))
+    cfg = Config(environ)
+    path = cli.get("config") or from_env.get("config")
+    if path is None and os.path.exists("gunicorn.conf.py"):
+        path = "gunicorn.conf.py"
+    if path:
+        apply_config_file(cfg, path)
+        cfg.config = path
+    app_uri = cfg.wsgi_app
+    for given in (from_env, cli):
+        app_uri = given.pop("app_uri", None) or app_uri
+        for name, value in given.items():
+            cfg.set(name, value)
+    cfg.app_uri = app_uri
+    if cfg.worker_class not in ("sync", "gunicorn.workers.sync.SyncWorker"):
+        raise ConfigError("worker class %r is not available: arbiter.py has one worker, "
+                          "'sync' (see README, 'Differences from gunicorn')" % cfg.worker_class)
+    return cfg
+
+
+def cpu_quota():
+    """The CPUs this process may use: the cgroup quota if one is set (v2
+    ``cpu.max``, v1 ``cfs_quota_us``), else the CPUs in its affinity set."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cpus = os.cpu_count() or 1
+    for path, parse in (("/sys/fs/cgroup/cpu.max", lambda t: t.split()),
+                        ("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", None)):
+        try:
+            with open(path) as f:
+                text = f.read()
+            if parse:
+                quota, period = parse(text)
+            else:
+                quota = text.strip()
+                with open("/sys/fs/cgroup/cpu/cpu.cfs_period_us") as f:
+                    period = f.read().strip()
+            if quota not in ("max", "-1"):
+                return max(1, min(cpus, -(-int(quota) // int(period))))
+        except (OSError, ValueError):
+            continue
+    return cpus
+
+
+# ---------------------------------------------------------------------------
+# The Arbiter: the master process
+# ---------------------------------------------------------------------------
+
+class Arbiter:
+    """The master: keeps ``num_workers`` workers alive and answers signals.
+
+    It never serves a request itself. Everything it does happens in ``run()``,
+    one step at a time, so no signal handler ever runs master logic.
+    """
+
+    def __init__(self, cfg, app=None, argv=None):
+        self.cfg = cfg
+        self.argv = argv                # re-read on HUP; None: cfg is fixed
+        self.app = app                  # set when the app is preloaded
+        self.log = Log(cfg)
+        self.pid = None
+        self.master_pid = 0             # our parent, while we are a re-exec'd master
+        self.master_name = "Master"
+        self.reexec_pid = 0             # our re-exec'd child, until it exits
+        self.pidfile = None
+        self.listeners = []
+        self.systemd = False
+        self.workers = {}               # pid -> SyncWorker
+        self.worker_age = 0
+        self.num_workers = cfg.workers
+        self.generation = 0             # workers of an older one are replaced
+        self.previous_generation = 0
+        self.signal_queue = collections.deque()
+        self.wakeup_pipe = None
+        self.shutdown = None            # "graceful" or "quick" once asked to stop
+        self.start_cwd = os.getcwd()
+        self.start_argv = reexec_argv()
+
+    @property
+    def proc_name(self):
+        return self.cfg.name + (".2" if self.master_pid else "")
+
+    # -- run/start ---------------------------------------------------------
+
+    def run(self):
+        """In the master: start, then loop until a stop; return the exit status."""
+        try:
+            self.start()
+            self.manage_workers()
+            while self.shutdown is None:
+                self.maybe_promote_master()
+                if self.signal_queue:
+                    name = SIGNAL_NAMES[self.signal_queue.popleft()]
+                    if name != "chld":
+                        self.log.info("Handling signal: %s", name)
+                    getattr(self, "handle_" + name)()
+                else:
+                    self.sleep(self.next_deadline())
+                self.reap_workers()
+                self.murder_workers()
+                self.manage_workers()
+            return self.halt(graceful=self.shutdown == "graceful")
+        except HaltServer as exc:
+            return self.halt(exc.reason, exc.exit_status)
+        except KeyboardInterrupt:
+            return self.halt(graceful=False)
+        except Exception:
+            self.log.exception("Unhandled exception in the master loop")
+            return self.halt("unhandled exception", 1, graceful=False)
+
+    def start(self):
+        """In the master, once: pidfile, listeners, signals, then when_ready."""
+        self.log.info("Starting arbiter.py %s", __version__)
+        if "GUNICORN_PID" in os.environ:
+            self.master_pid = int(os.environ["GUNICORN_PID"])
+            self.master_name = "Master.2"
+        self.pid = os.getpid()
+        set_process_title("master [%s]" % self.proc_name)
+        self.call_hook("on_starting", self)
+        self.init_signals()
+        if self.cfg.pidfile:
+            self.pidfile = Pidfile(self.cfg.pidfile + (".2" if self.master_pid else ""))
+            self.pidfile.create(self.pid)
+        if self.cfg.preload_app and self.app is None:
+            self.app = load_app_or_halt(self.cfg, self.log)
+            freeze_for_fork()
+        self.listeners, self.systemd = inherited_listeners(self.log)
+        if not self.listeners:
+            self.listeners = create_listeners(self.cfg, self.log)
+        for listener in self.listeners:
+            self.log.info("Listening at: %s (%s)", listener_url(listener), self.pid)
+        self.log.info("Using worker: sync")
+        for warning in self.cfg.warnings:
+            self.log.warning("%s", warning)
+        self.call_hook("when_ready", self)
+
+    def init_signals(self):
+        """Signal handlers only record; a byte on the self-pipe wakes sleep()."""
+        if self.wakeup_pipe:
+            for fd in self.wakeup_pipe:
+                os.close(fd)
+        self.wakeup_pipe = os.pipe()
+        for fd in self.wakeup_pipe:
+            os.set_blocking(fd, False)
+        signal.set_wakeup_fd(self.wakeup_pipe[1])
+        for signum in SIGNAL_NAMES:
+            signal.signal(signum, self.record_signal)
+
+    def record_signal(self, signum, frame):
+        if signum == signal.SIGCHLD and signal.SIGCHLD in self.signal_queue:
+            return  # one reap handles every exited child
+        self.signal_queue.append(signum)
+
+    def sleep(self, timeout):
+        """Wait for a signal (its byte on the self-pipe) or the timeout."""
+        try:
+            ready, _, _ = select.select([self.wakeup_pipe[0]], [], [], max(0.0, timeout))
+        except InterruptedError:
+            return
+        if ready:
+            try:
+                while os.read(self.wakeup_pipe[0], 4096):
+                    pass
+            except BlockingIOError:
+                pass
+
+    def next_deadline(self):
+        """Seconds until something may need doing: at most one."""
+        now = time.monotonic()
+        soonest = 1.0
+        for worker in self.workers.values():
+            if worker.aborted_at is not None:
+                soonest = min(soonest, worker.aborted_at + ABORT_GRACE - now)
+        return soonest
+
+    def call_hook(self, name, *args):
+        """Run a server hook; an exception in it is logged, not fatal."""
+        try:
+            return getattr(self.cfg, name)(*args)
+        except Exception:
+            self.log.exception("Exception in the %s hook", name)
+
+    # -- signal handlers, in the docstring's order -------------------------
+
+    def handle_hup(self):
+        """Reload the config and the app; new workers replace the old ones."""
+        self.log.info("Hang up: %s", self.master_name)
+        self.reload()
+
+    def handle_term(self):
+        self.shutdown = "graceful"
+
+    def handle_int(self):
+        self.shutdown = "quick"
+
+    def handle_quit(self):
+        self.shutdown = "quick"
+
+    def handle_ttin(self):
+        self.set_num_workers(self.num_workers + 1)
+
+    def handle_ttou(self):
+        if self.num_workers > 1:
+            self.set_num_workers(self.num_workers - 1)
+
+    def handle_usr1(self):
+        self.log.reopen()
+        self.kill_workers(signal.SIGUSR1)
+
+    def handle_usr2(self):
+        self.reexec()
+
+    def handle_winch(self):
+        self.log.info("graceful stop of workers")
+        self.set_num_workers(0)
+
+    def handle_chld(self):
+        self.reap_workers()
+
+    def set_num_workers(self, number):
+        old, self.num_workers = self.num_workers, number
+        self.call_hook("nworkers_changed", self, number, old)
+
+    # -- reload, re-exec, promotion ----------------------------------------
+
+    def reload(self):
+        """In the master, on HUP: re-read the config (same argv), reopen the
+        logs, rebind if the addresses changed, and start a new generation of
+        workers; the old ones stop only as the new ones have booted."""
+        old_bind = self.cfg.bind
+        if self.argv is not None:
+            try:
+                cfg = load_config(self.argv, os.environ)
+            except (ConfigError, SystemExit) as exc:
+                self.log.error("Reload: the config is not valid, keeping the old one: %s", exc)
+            else:
+                cfg.app_uri = cfg.app_uri or self.cfg.app_uri
+                self.cfg = cfg
+                self.log.setup(cfg)
+        if self.cfg.bind != old_bind:
+            old = self.listeners
+            self.listeners = create_listeners(self.cfg, self.log)
+            for listener in self.listeners:
+                self.log.info("Listening at: %s (%s)", listener_url(listener), self.pid)
+            close_listeners(old, unlink=True)
+        set_process_title("master [%s]" % self.proc_name)
+        self.call_hook("on_reload", self)
+        self.num_workers = self.cfg.workers
+        self.previous_generation, self.generation = self.generation, self.worker_age + 1
+        self.manage_workers()
+
+    def reexec(self):
+        """In the master, on USR2: fork and exec a new master (same interpreter,
+        same argv, same cwd) that inherits the listening sockets."""
+        if self.reexec_pid:
+            self.log.warning("USR2 signal ignored. Child exists.")
+            return
+        if self.master_pid:
+            self.log.warning("USR2 signal ignored. Parent exists.")
+            return
+        master_pid = os.getpid()
+        self.reexec_pid = os.fork()
+        if self.reexec_pid:
+            return
+        try:
+            environ = dict(os.environ, GUNICORN_PID=str(master_pid))
+            fds = [listener.fileno() for listener in self.listeners]
+            for fd in fds:
+                os.set_inheritable(fd, True)
+            if self.systemd:
+                environ["LISTEN_PID"] = str(os.getpid())
+                environ["LISTEN_FDS"] = str(len(fds))
+            else:
+                environ["GUNICORN_FD"] = ",".join(map(str, fds))
+            os.chdir(self.start_cwd)
+            self.call_hook("pre_exec", self)
+            os.execve(self.start_argv[0], self.start_argv, environ)
+        except BaseException:
+            self.log.exception("Re-exec of %s failed", self.start_argv)
+        finally:
+            os._exit(1)
+
+    def maybe_promote_master(self):
+        """A re-exec'd master whose parent has gone becomes the master."""
+        if not self.master_pid or self.master_pid == os.getppid():
+            return
+        self.log.info("Master has been promoted.")
+        self.master_pid = 0
+        self.master_name = "Master"
+        os.environ.pop("GUNICORN_PID", None)
+        if self.pidfile is not None:
+            self.pidfile.rename(self.cfg.pidfile)
+        set_process_title("master [%s]" % self.proc_name)
+
+    # -- workers -----------------------------------------------------------
+
+    def manage_workers(self):
+        """Bring the workers to ``num_workers`` of the current generation.
+
+        New workers are forked first; an outdated worker (older generation)
+        is stopped only while enough booted workers remain, so a reload never
+        lowers the capacity. Extra workers (TTOU, WINCH) stop oldest first.
+        """
+        serving = [w for w in self.workers.values() if w.retired_at is None]
+        current = sum(1 for w in serving if w.generation >= self.generation)
+        for _ in range(self.num_workers - current):
+            serving.append(self.spawn_worker())
+        excess = len(serving) - self.num_workers
+        if excess <= 0:
+            return
+        booted = sum(1 for w in serving if w.booted)
+        for worker in sorted(serving, key=lambda w: (w.generation >= self.generation, w.age)):
+            if excess == 0:
+                break
+            outdated = worker.generation < self.generation
+            if outdated and worker.booted and booted <= self.num_workers:
+                continue
+            booted -= worker.booted
+            excess -= 1
+            self.retire_worker(worker)
+
+    def spawn_worker(self):
+        """Fork one worker. In the child this never returns: os._exit()."""
+        self.worker_age += 1
+        worker = SyncWorker(self.worker_age, self.pid, self.listeners, self.app,
+                            self.cfg, self.log)
+        worker.generation = self.generation
+        worker.heartbeat = Heartbeat(self.cfg.worker_tmp_dir)
+        self.call_hook("pre_fork", self, worker)
+        pid = os.fork()
+        if pid:
+            worker.pid = pid
+            self.workers[pid] = worker
+            return worker
+        exit_code = 1
+        try:
+            worker.pid = os.getpid()
+            self.forget_master_state()
+            set_process_title("worker [%s]" % self.proc_name)
+            self.log.info("Booting worker with pid: %s", worker.pid)
+            self.call_hook("post_fork", self, worker)
+            worker.run()
+            exit_code = 0
+        except SystemExit as exc:
+            exit_code = exc.code if isinstance(exc.code, int) else 1
+        except AppImportError as exc:
+            self.log.error("%s", exc)
+            exit_code = APP_LOAD_ERROR
+        except BaseException:
+            self.log.exception("Exception in worker process")
+            exit_code = 1 if worker.booted else WORKER_BOOT_ERROR
+        finally:
+            try:
+                self.log.info("Worker exiting (pid: %s)", worker.pid)
+                self.call_hook("worker_exit", self, worker)
+                self.log.close()
+            finally:
+                os._exit(exit_code)
+
+    def forget_master_state(self):
+        """In a new worker: drop what belongs to the master."""
+        signal.set_wakeup_fd(-1)
+        for fd in self.wakeup_pipe:
+            os.close(fd)
+        for other in self.workers.values():
+            other.heartbeat.close()
+        self.workers = {}
+        self.signal_queue.clear()
+
+    def retire_worker(self, worker, sig=signal.SIGTERM):
+        worker.retired_at = time.monotonic()
+        self.kill_worker(worker.pid, sig)
+
+    def kill_workers(self, sig):
+        for pid in list(self.workers):
+            self.kill_worker(pid, sig)
+
+    def kill_worker(self, pid, sig):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass  # already gone: reap_workers will see it
+
+    def murder_workers(self):
+        """Abort workers silent for longer than ``timeout`` (SIGABRT makes the
+        worker log its stack and request), then SIGKILL them after a grace;
+        kill retired workers still alive after ``graceful_timeout``."""
+        now = time.monotonic()
+        for worker in list(self.workers.values()):
+            if worker.aborted_at is not None:
+                if now - worker.aborted_at >= ABORT_GRACE:
+                    self.kill_worker(worker.pid, signal.SIGKILL)
+                continue
+            if worker.retired_at is not None and now - worker.retired_at > self.cfg.graceful_timeout:
+                self.log.warning("Worker (pid:%s) did not stop within the graceful timeout; "
+                                 "killing it", worker.pid)
+                worker.aborted_at = now - ABORT_GRACE
+                self.kill_worker(worker.pid, signal.SIGKILL)
+                continue
+            last_beat, booted = worker.heartbeat.status()
+            worker.booted = worker.booted or booted
+            if self.cfg.timeout and now - last_beat > self.cfg.timeout:
+                self.log.critical("WORKER TIMEOUT (pid:%s)", worker.pid)
+                worker.aborted_at = now
+                self.kill_worker(worker.pid, signal.SIGABRT)
+
+    def reap_workers(self):
+        """Collect exited children; a worker that fails while booting stops the
+        server (or, during a reload, only the reload)."""
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if not pid:
+                return
+            if pid == self.reexec_pid:
+                self.reexec_pid = 0
+                self.log.info("The re-exec'd master (pid:%s) exited", pid)
+                continue
+            worker = self.workers.pop(pid, None)
+            if worker is None:
+                continue
+            booted = worker.booted or worker.heartbeat.status()[1]
+            worker.heartbeat.close()
+            self.log_worker_exit(worker, status)
+            self.call_hook("child_exit", self, worker)
+            code = os.waitstatus_to_exitcode(status) if hasattr(os, "waitstatus_to_exitcode") \
+                else (status >> 8)
+            if booted or code not in (WORKER_BOOT_ERROR, APP_LOAD_ERROR):
+                continue
+            reason = "App failed to load." if code == APP_LOAD_ERROR else "Worker failed to boot."
+            if worker.generation > self.previous_generation and \
+                    any(w.generation < self.generation for w in self.workers.values()):
+                self.log.error("Reload failed: %s Keeping the running workers.", reason)
+                self.generation = self.previous_generation
+                for other in self.workers.values():
+                    if other.generation > self.generation and other.retired_at is None:
+                        self.retire_worker(other)
+                continue
+            raise HaltServer(reason, code)
+
+    def log_worker_exit(self, worker, status):
+        """Say why a worker died: exit code, signal, timeout or recycling."""
+        if worker.aborted_at is not None:
+            cause = "timeout"
+        elif worker.retired_at is not None:
+            cause = "stopped"
+        else:
+            cause = "unexpected"
+        if os.WIFSIGNALED(status):
+            sig = os.WTERMSIG(status)
+            name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else sig
+            if sig == signal.SIGKILL and cause == "unexpected":
+                self.log.error("Worker (pid:%s) was sent SIGKILL! Perhaps out of memory?",
+                               worker.pid)
+            else:
+                level = logging.INFO if cause == "stopped" else logging.ERROR
+                self.log.log(level, "Worker (pid:%s) was sent %s! (%s)", worker.pid, name, cause)
+        else:
+            code = os.WEXITSTATUS(status)
+            if code:
+                self.log.error("Worker (pid:%s) exited with code %s (%s)", worker.pid, code, cause)
+            else:
+                self.log.info("Worker (pid:%s) exited (%s)", worker.pid, cause)
+
+    # -- stop and halt -----------------------------------------------------
+
+    def stop(self, graceful=True):
+        """Close the listeners, stop the workers (TERM: finish requests; QUIT:
+        now), wait up to ``graceful_timeout``, then SIGKILL what is left."""
+        unlink = not (self.reexec_pid or self.master_pid or self.systemd
+                      or self.cfg.reuse_port)
+        close_listeners(self.listeners, unlink)
+        self.listeners = []
+        self.kill_workers(signal.SIGTERM if graceful else signal.SIGQUIT)
+        self.wait_for_workers(self.cfg.graceful_timeout)
+        if self.workers:
+            self.kill_workers(signal.SIGKILL)
+            self.wait_for_workers(5.0)
+
+    def wait_for_workers(self, seconds):
+        deadline = time.monotonic() + seconds
+        while self.workers and time.monotonic() < deadline:
+            self.sleep(min(0.5, deadline - time.monotonic()))
+            try:
+                self.reap_workers()
+            except HaltServer:
+                pass  # already stopping
+
+    def halt(self, reason=None, exit_status=0, graceful=True):
+        """Stop everything, remove the pidfile, run on_exit; the exit status."""
+        self.stop(graceful)
+        self.log.info("Shutting down: %s", self.master_name)
+        if reason is not None:
+            self.log.info("Reason: %s", reason)
+        if self.pidfile is not None:
+            self.pidfile.unlink()
+        self.call_hook("on_exit", self)
+        self.log.close()
+        return exit_status
+
+
+def reexec_argv():
+    """The command that started us, to start a new master the same way
+    (``python arbiter.py``, ``python -m arbiter``, a symlink or a zipapp)."""
+    if getattr(sys, "orig_argv", None):
+        return [sys.executable] + list(sys.orig_argv[1:])
+    return [sys.executable] + [os.path.abspath(sys.argv[0])] + sys.argv[1:]
+
+
+class Heartbeat:
+    """An unlinked temporary file shared by the master and one worker.
+
+    The worker sets its mtime to ``time.monotonic()`` while it is alive and
+    writes one byte once it has booted; the master reads both with one fstat.
+    """
+
+    def __init__(self, directory=None):
+        fd, path = tempfile.mkstemp(prefix="arbiter-", dir=directory)
+        os.unlink(path)
+        self.fd = fd
+        self.notify()
+
+    def notify(self):
+        now = time.monotonic()
+        os.utime(self.fd, (now, now))
+
+    def mark_booted(self):
+        os.write(self.fd, b"1")
+
+    def status(self):
+        """(time of the last notify, booted?) in one fstat."""
+        info = os.fstat(self.fd)
+        return info.st_mtime, info.st_size > 0
+
+    def close(self):
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+# ---------------------------------------------------------------------------
+# The pidfile
+# ---------------------------------------------------------------------------
+
+class Pidfile:
+    """The master's pid in a file: written atomically, refused if it names a
+    live process, removed on exit only if it still names us."""
+
+    def __init__(self, path):
+        self.path = path
+        self.pid = None
+
+    def create(self, pid, check=True):
+        other = self.validate() if check else None
+        if other and other != pid:
+            raise HaltServer("Already running on PID %s (or pid file '%s' is stale)"
+                             % (other, self.path))
+        self.pid = pid
+        directory = os.path.dirname(os.path.abspath(self.path))
+        fd, tmp = tempfile.mkstemp(prefix=".pid-", dir=directory)
+        try:
+            os.write(fd, b"%d\n" % pid)
+            os.fchmod(fd, 0o644)
+            os.close(fd)
+            os.rename(tmp, self.path)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+
+    def rename(self, path):
+        self.unlink()
+        self.path = path
+        self.create(self.pid, check=False)
+
+    def unlink(self):
+        if self.read() == self.pid:
+            try:
+                os.unlink(self.path)
+            except OSError:
+                pass
+
+    def read(self):
+        try:
+            with open(self.path) as f:
+                return int(f.read().strip() or 0) or None
+        except (OSError, ValueError):
+            return None
+
+    def validate(self):
+        """The pid in the file if that process is alive, else None (stale)."""
+        pid = self.read()
+        if pid is None:
+            return None
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            return pid
+        return pid
+
+
+# ---------------------------------------------------------------------------
+# Listening sockets
+# ---------------------------------------------------------------------------
+
+def parse_address(address, default_port=8000):
+    """``HOST``, ``HOST:PORT``, ``[V6]:PORT``, ``unix:PATH`` or ``fd://N`` ->
+    (family, address); family is None for an inherited fd."""
+    if address.startswith("unix:"):
+        return socket.AF_UNIX, address[len("unix:"):]
+    if address.startswith("fd://"):
+        try:
+            return None, int(address[len("fd://"):])
+        except ValueError:
+            raise ConfigError("not a file descriptor: %r" % address) from None
+    if address.startswith("tcp://"):
+        address = address[len("tcp://"):]
+    if address.startswith("["):
+        host, _, rest = address[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else ""
+        family = socket.AF_INET6
+    elif address.count(":") > 1:
+        host, port, family = address, "", socket.AF_INET6
+    else:
+        host, _, port = address.partition(":")
+        family = socket.AF_INET
+    if not port:
+        port = default_port
+    try:
+        port = int(port)
+    except ValueError:
+        raise ConfigError("not a port number in %r" % address) from None
+    if not 0 <= port <= 65535:
+        raise ConfigError("port out of range in %r" % address)
+    if family == socket.AF_INET and host and not re.fullmatch(r"[0-9.]+", host):
+        try:  # a name such as "localhost": resolve it to its first address
+            info = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)[0]
+            return info[0], info[4][:2]
+        except socket.gaierror as exc:
+            raise ConfigError("can not resolve %r: %s" % (host, exc)) from None
+    return family, (host or "0.0.0.0", port)
+
+
+def create_listeners(cfg, log):
+    """Bind every ``--bind`` address, retrying a busy one five times."""
+    listeners = []
+    try:
+        for address in cfg.bind:
+            family, addr = parse_address(address)
+            if family is None:
+                listeners.append(socket.socket(fileno=addr))
+                continue
+            for attempt in range(5):
+                try:
+                    listeners.append(bind_socket(family, addr, cfg))
+                    break
+                except OSError as exc:
+                    if exc.errno != errno.EADDRINUSE:
+                        raise HaltServer("Can't bind %s: %s" % (address, exc.strerror), 1)
+                    log.error("Connection in use: %s", address)
+                    if attempt < 4:
+                        log.error("Retrying in 1 second.")
+                        time.sleep(1)
+            else:
+                raise HaltServer("Can't connect to %s: address already in use" % address, 1)
+    except (HaltServer, ConfigError):
+        close_listeners(listeners, unlink=True)
+        raise
+    return listeners
+
+
+def bind_socket(family, address, cfg):
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        if family == socket.AF_UNIX:
+            remove_stale_unix_socket(address)
+            old_umask = os.umask(cfg.umask)
+            try:
+                sock.bind(address)
+            finally:
+                os.umask(old_umask)
+        else:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if cfg.reuse_port and hasattr(socket, "SO_REUSEPORT"):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            sock.bind(address)
+        sock.listen(cfg.backlog)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def remove_stale_unix_socket(path):
+    """Unlink a socket file nobody listens on; refuse a live one."""
+    try:
+        if not stat.S_ISSOCK(os.stat(path).st_mode):
+            raise OSError(errno.EADDRINUSE, "%s exists and is not a socket" % path)
+    except FileNotFoundError:
+        return
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(path)
+    except ConnectionRefusedError:
+        os.unlink(path)
+    else:
+        raise OSError(errno.EADDRINUSE, "in use")
+    finally:
+        probe.close()
+
+
+def inherited_listeners(log):
+    """Sockets passed by a previous master (``GUNICORN_FD``) or by systemd
+    (``LISTEN_FDS``/``LISTEN_PID``); returns (sockets, from_systemd)."""
+    if os.environ.get("LISTEN_PID") == str(os.getpid()) and "LISTEN_FDS" in os.environ:
+        count = int(os.environ.pop("LISTEN_FDS"))
+        os.environ.pop("LISTEN_PID")
+        return [socket.socket(fileno=fd) for fd in range(3, 3 + count)], True
+    fds = os.environ.pop("GUNICORN_FD", "")
+    listeners = []
+    for fd in filter(None, fds.split(",")):
+        sock = socket.socket(fileno=int(fd))
+        os.set_inheritable(sock.fileno(), False)
+        listeners.append(sock)
+    return listeners, False
+
+
+def listener_url(sock):
+    address = sock.getsockname()
+    if sock.family == socket.AF_UNIX:
+        return "unix:%s" % (address.decode() if isinstance(address, bytes) else address)
+    if sock.family == socket.AF_INET6:
+        return "http://[%s]:%d" % address[:2]
+    return "http://%s:%d" % address
+
+
+def close_listeners(listeners, unlink):
+    for sock in listeners:
+        path = sock.getsockname() if sock.family == socket.AF_UNIX else None
+        sock.close()
+        if unlink and path:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+
+
+# ---------------------------------------------------------------------------
+# The sync worker
+# ---------------------------------------------------------------------------
+
+ACCEPT = "accept"       # selector data of a listening socket
+WAKE = "wake"           # selector data of the worker's signal pipe
+HEARTBEAT_INTERVAL = 1.0
+
+
+class SyncWorker:
+    """One worker process: the app runs one request at a time, while idle and
+    half-arrived connections wait in the selector (they never hold it).
+
+    The master builds this object and forks; ``run()`` then runs in the child
+    only. The master keeps its copy for bookkeeping (pid, age, heartbeat).
+    """
+
+    def __init__(self, age, ppid, listeners, app, cfg, log):
+        self.age = age
+        self.ppid = ppid
+        self.sockets = listeners
+        self.app = app
+        self.wsgi = app
+        self.cfg = cfg
+        self.log = log
+        self.pid = None
+        self.generation = 0
+        self.heartbeat = None
+        self.booted = False
+        self.aborted_at = None          # master side: when SIGABRT was sent
+        self.retired_at = None          # master side: when SIGTERM was sent
+        self.alive = True
+        self.draining = False
+        self.nr = 0
+        self.max_requests = 0
+        self.selector = None
+        self.connections = set()
+        self.accepting = False
+        self.request = None             # the request in the app, for a timeout report
+        self.reopen_logs = False
+        self.wake_pipe = None
+        self.last_beat = 0.0
+        self.last_check = 0.0
+        self.date = (0, b"")
+        self.base_environ = {}
+        self.max_head = 0
+
+    # -- process setup -----------------------------------------------------
+
+    def run(self):
+        """In the worker, after fork: signals, app, post_worker_init, loop."""
+        self.init_signals()
+        random.seed()
+        self.max_requests = self.cfg.max_requests
+        if self.max_requests and self.cfg.max_requests_jitter:
+            self.max_requests += random.randint(0, self.cfg.max_requests_jitter)
+        if self.app is None:
+            self.app = self.wsgi = load_app(self.cfg.app_uri)
+        switch_user(self.cfg)
+        self.cfg.post_worker_init(self)
+        self.booted = True
+        self.heartbeat.mark_booted()
+        self.serve()
+
+    def init_signals(self):
+        """Handlers only record, except QUIT/INT (quick exit) and ABRT (stack
+        dump), which must interrupt the app where it is."""
+        for signum in SIGNAL_NAMES:
+            signal.signal(signum, signal.SIG_DFL)
+        for name in ("HUP", "TTIN", "TTOU", "USR2", "WINCH"):
+            signal.signal(getattr(signal, "SIG" + name), signal.SIG_IGN)
+        self.wake_pipe = os.pipe()
+        for fd in self.wake_pipe:
+            os.set_blocking(fd, False)
+        signal.set_wakeup_fd(self.wake_pipe[1])
+        signal.signal(signal.SIGTERM, self.handle_exit)
+        signal.signal(signal.SIGQUIT, self.handle_quit)
+        signal.signal(signal.SIGINT, self.handle_quit)
+        signal.signal(signal.SIGUSR1, self.handle_usr1)
+        signal.signal(signal.SIGABRT, self.handle_abort)
+
+    def handle_exit(self, signum, frame):
+        self.alive = False
+
+    def handle_usr1(self, signum, frame):
+        self.reopen_logs = True
+
+    def handle_quit(self, signum, frame):
+        self.alive = False
+        self.cfg.worker_int(self)
+        sys.exit(0)
+
+    def handle_abort(self, signum, frame):
+        """SIGABRT from the master: we timed out. Log where, then exit."""
+        self.alive = False
+        where = "".join(traceback.format_stack(frame))
+        request = self.request
+        serving = ("while serving %s %s" % (request.method, request.uri)) if request else \
+            "outside a request"
+        self.log.critical("WORKER TIMEOUT (pid:%s) %s; stack:\n%s", self.pid, serving, where)
+        self.cfg.worker_abort(self)
+        sys.exit(1)
+
+    # -- the loop ----------------------------------------------------------
+
+    def serve(self):
+        """Select on listeners, parked connections and the signal pipe."""
+        cfg = self.cfg
+        self.max_head = ((cfg.limit_request_line or 65536) + 2 +
+                         (cfg.limit_request_fields or 1000) *
+                         ((cfg.limit_request_field_size or 65536) + 2) + 2)
+        self.selector = selectors.DefaultSelector()
+        self.selector.register(self.wake_pipe[0], selectors.EVENT_READ, WAKE)
+        for sock in self.sockets:
+            sock.setblocking(False)
+            self.base_environ[sock] = base_environ(sock, cfg)
+        self.set_accepting(True)
+        select_ = self.selector.select
+        while True:
+            if not self.alive and not self.draining:
+                self.start_drain()
+            if self.draining and not self.connections:
+                return
+            now = time.monotonic()
+            if now - self.last_beat >= HEARTBEAT_INTERVAL:
+                self.tick(now)
+            for key, _ in select_(DRAIN_IDLE_GRACE if self.draining else HEARTBEAT_INTERVAL):
+                data = key.data
+                if data is ACCEPT:
+                    self.accept(key.fileobj)
+                elif data is WAKE:
+                    self.on_wake()
+                else:
+                    self.serve_connection(data)
+
+    def tick(self, now):
+        """Once a second: heartbeat, orphan check, expire parked connections."""
+        self.last_beat = now
+        self.heartbeat.notify()
+        if os.getppid() != self.ppid:
+            self.log.info("Parent changed, shutting down: %s", self)
+            self.alive = False
+        for conn in [c for c in self.connections if c.deadline <= now]:
+            if conn.buffer:
+                conn.send_error_quietly(RequestTimeout())
+            self.close(conn)
+
+    def notify(self):
+        """Touch the heartbeat (at most once a second) while busy on I/O."""
+        now = time.monotonic()
+        if now - self.last_beat >= HEARTBEAT_INTERVAL:
+            self.last_beat = now
+            self.heartbeat.notify()
+
+    def on_wake(self):
+        try:
+            while os.read(self.wake_pipe[0], 4096):
+                pass
+        except BlockingIOError:
+            pass
+        if self.reopen_logs:
+            self.reopen_logs = False
+            self.log.reopen()
+
+    def set_accepting(self, accepting):
+        if accepting == self.accepting:
+            return
+        self.accepting = accepting
+        for sock in self.sockets:
+            if accepting:
+                self.selector.register(sock, selectors.EVENT_READ, ACCEPT)
+            else:
+                self.selector.unregister(sock)
+
+    def start_drain(self):
+        """Stop accepting, but first take what waits in the listen backlog,
+        so a graceful stop serves it instead of resetting it."""
+        self.draining = True
+        if self.accepting:
+            for sock in self.sockets:
+                while self.accept(sock):
+                    pass
+            self.set_accepting(False)
+        for sock in self.sockets:
+            sock.close()
+        grace = time.monotonic() + DRAIN_IDLE_GRACE
+        for conn in self.connections:
+            conn.deadline = min(conn.deadline, grace)
+
+    def accept(self, listener):
+        try:
+            sock, peer = listener.accept()
+        except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+            return False
+        except OSError as exc:
+            if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                self.log.error("accept() failed: %s", exc)
+                return False
+            raise
+        sock.setblocking(False)
+        if sock.family != socket.AF_UNIX:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        conn = Connection(sock, peer, listener, self)
+        self.connections.add(conn)
+        self.selector.register(sock, selectors.EVENT_READ, conn)
+        if len(self.connections) >= self.cfg.worker_connections:
+            self.set_accepting(False)
+        self.serve_connection(conn)
+        return True
+
+    def close(self, conn):
+        self.connections.discard(conn)
+        try:
+            self.selector.unregister(conn.sock)
+        except (KeyError, ValueError):
+            pass
+        conn.sock.close()
+        if not self.accepting and not self.draining and \
+                len(self.connections) < self.cfg.worker_connections:
+            self.set_accepting(True)
+
+    # -- one connection, one request ---------------------------------------
+
+    def serve_connection(self, conn):
+        """Answer every complete request waiting on ``conn``; park it again
+        when its next head is not complete, or close it."""
+        while True:
+            try:
+                head = conn.read_head()
+            except ClientGone:
+                self.close(conn)
+                return
+            except HTTPError as exc:
+                self.log.debug("Invalid request from %s: %s", conn.peer_text, exc)
+                conn.send_error_quietly(exc)
+                self.close(conn)
+                return
+            if head is None:
+                return
+            keep_alive = self.handle_request(conn, head)
+            if not keep_alive:
+                self.close(conn)
+                return
+            conn.deadline = time.monotonic() + self.cfg.keepalive
+            if not conn.buffer:
+                return
+
+    def handle_request(self, conn, head):
+        """Parse, run the app, send the response; True to keep the connection."""
+        request = response = environ = None
+        started = time.time()
+        try:
+            request = parse_head(head, self.cfg)
+            request.body = Body(body_reader(request, conn, self.cfg))
+            self.nr += 1
+            if self.max_requests and self.nr >= self.max_requests:
+                self.log.info("Autorestarting worker after current request.")
+                self.alive = False
+            environ = build_environ(request, conn, self)
+            response = Response(conn, request, self)
+            if not self.alive or not self.cfg.keepalive:
+                response.must_close = True
+            self.request = request
+            self.cfg.pre_request(self, request)
+            result = self.app(environ, response.start_response)
+            try:
+                response.send_result(result)
+            finally:
+                self.request = None
+                if hasattr(result, "close"):
+                    result.close()
+            keep_alive = response.finish() and request.body.discard_rest()
+        except ClientGone:
+            return False
+        except Exception as exc:
+            self.request = None
+            response = self.handle_error(conn, request, response, exc)
+            keep_alive = False
+        if self.log.access_enabled and response is not None:
+            self.log.access(response, request, environ or {}, time.time() - started)
+        if request is not None:
+            try:
+                self.cfg.post_request(self, request, environ, response)
+            except Exception:
+                self.log.exception("Exception in the post_request hook")
+        return keep_alive
+
+    def handle_error(self, conn, request, response, exc):
+        """The one place an exception becomes an HTTP answer (or a close)."""
+        status = getattr(exc, "status", 500)
+        if isinstance(exc, HTTPError):
+            self.log.info("Invalid request from %s: %s", conn.peer_text, exc.detail)
+        elif isinstance(exc, ResponseError):
+            self.log.error("Error in the app's response to %s: %s",
+                           request.uri if request else "?", exc)
+        else:
+            self.log.exception("Error handling request %s", request.uri if request else "?")
+        if response is not None and response.head_sent:
+            return response  # too late for an error page: closing says it
+        error = ErrorResponse(status)
+        conn.send_error_quietly(exc if isinstance(exc, HTTPError) else error)
+        return error
+
+    def http_date(self):
+        """The Date header value, formatted once per second."""
+        now = int(time.time())
+        if self.date[0] != now:
+            self.date = (now, email.utils.formatdate(now, usegmt=True).encode("ascii"))
+        return self.date[1]
+
+    def __str__(self):
+        return "<worker %s>" % self.pid
+
+
+class Connection:
+    """A client socket with its read buffer; non-blocking, with deadlines."""
+
+    __slots__ = ("sock", "peer", "listener", "worker", "buffer", "deadline", "fd",
+                 "peer_text")
+
+    def __init__(self, sock, peer, listener, worker):
+        self.sock = sock
+        self.peer = peer
+        self.listener = listener
+        self.worker = worker
+        self.buffer = b""
+        self.deadline = time.monotonic() + (worker.cfg.timeout or 30)
+        self.fd = sock.fileno()
+        self.peer_text = "%s:%s" % peer[:2] if isinstance(peer, tuple) else "unix"
+
+    def read_head(self):
+        """The next request head (bytes, without its blank line) if it has
+        fully arrived, None if not yet; never blocks."""
+        buffer = self.buffer
+        while True:
+            end = buffer.find(b"\r\n\r\n")
+            if end >= 0:
+                self.buffer = buffer[end + 4:]
+                return buffer[:end]
+            if buffer[:2] == b"\r\n":
+                # RFC 9112 §2.2: ignore empty lines before a request line.
+                buffer = self.buffer = buffer.lstrip(b"\r\n")
+                continue
+            bare = max(buffer.find(b"\n\n"), buffer.find(b"\n\r\n"))
+            if bare >= 0:
+                raise BadRequest("line ending without CR (RFC 9112 §2.2)")
+            self.check_head_size(buffer)
+            try:
+                data = self.sock.recv(READ_SIZE)
+            except BlockingIOError:
+                return None
+            except InterruptedError:
+                continue
+            except OSError:
+                raise ClientGone() from None
+            if not data:
+                raise ClientGone()
+            buffer = self.buffer = buffer + data
+
+    def check_head_size(self, buffer):
+        cfg = self.worker.cfg
+        line_end = buffer.find(b"\n")
+        if cfg.limit_request_line and (line_end < 0 and len(buffer) > cfg.limit_request_line + 2
+                                       or line_end > cfg.limit_request_line + 1):
+            raise URITooLong("request line longer than %d bytes" % cfg.limit_request_line)
+        if len(buffer) > self.worker.max_head:
+            raise HeadersTooLarge("request head larger than %d bytes" % self.worker.max_head)
+
+    def recv(self, size=READ_SIZE):
+        """Bytes from the buffer or the socket, waiting for them; b"" at EOF."""
+        if self.buffer:
+            data, self.buffer = self.buffer[:size], self.buffer[size:]
+            return data
+        while True:
+            try:
+                return self.sock.recv(size)
+            except BlockingIOError:
+                self.wait(select.POLLIN)
+            except InterruptedError:
+                continue
+            except OSError:
+                raise ClientGone() from None
+
+    def sendall(self, data):
+        try:
+            sent = self.sock.send(data)
+        except BlockingIOError:
+            sent = 0
+        except InterruptedError:
+            sent = 0
+        except OSError:
+            raise ClientGone() from None
+        if sent == len(data):
+            return
+        view = memoryview(data)[sent:]
+        while view:
+            try:
+                sent = self.sock.send(view)
+            except (BlockingIOError, InterruptedError):
+                self.wait(select.POLLOUT)
+                continue
+            except OSError:
+                raise ClientGone() from None
+            view = view[sent:]
+
+    def sendfile(self, file, offset, count):
+        """Send ``count`` bytes of ``file`` from ``offset`` with os.sendfile."""
+        fd = file.fileno()
+        while count > 0:
+            try:
+                sent = os.sendfile(self.fd, fd, offset, min(count, 1 << 30))
+            except (BlockingIOError, InterruptedError):
+                self.wait(select.POLLOUT)
+                continue
+            except OSError as exc:
+                if exc.errno in (errno.EPIPE, errno.ECONNRESET):
+                    raise ClientGone() from None
+                raise
+            if sent == 0:
+                raise ClientGone()
+            offset += sent
+            count -= sent
+
+    def wait(self, events):
+        """Wait until the socket is ready, at most ``timeout`` seconds without
+        progress; the worker's heartbeat goes on meanwhile."""
+        worker = self.worker
+        deadline = time.monotonic() + (worker.cfg.timeout or 30)
+        poller = select.poll()
+        poller.register(self.fd, events)
+        while True:
+            worker.notify()
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise RequestTimeout("no progress on the connection for %ss"
+                                     % (worker.cfg.timeout or 30))
+            if poller.poll(min(left, HEARTBEAT_INTERVAL) * 1000):
+                return
+
+    def send_error_quietly(self, exc):
+        """Best effort: an error page for a client that may already be gone."""
+        try:
+            self.sock.send(error_page(exc))
+        except OSError:
+            pass
+
+
+# ---------------------------------------------------------------------------
+# HTTP/1.1 parsing: request line, header fields, body readers, wsgi.input
+# ---------------------------------------------------------------------------
+
+class Request:
+    """A parsed request head: a plain record, filled by parse_head()."""
+
+    __slots__ = ("method", "uri", "path", "query", "fragment", "version", "headers",
+                 "host", "content_length", "chunked", "expect_continue", "keep_alive",
+                 "scheme", "body")
+
+    def __init__(self, method, uri, version):
+        self.method = method
+        self.uri = uri
+        self.path = ""
+        self.query = ""
+        self.fragment = ""
+        self.version = version
+        self.headers = []
+        self.host = None
+        self.content_length = None
+        self.chunked = False
+        self.expect_continue = False
+        self.keep_alive = version >= (1, 1)
+        self.scheme = None
+        self.body = None
+
+    def __repr__(self):
+        return "<Request %s %s>" % (self.method, self.uri)
+
+
+TOKEN_STR = re.compile(TOKEN.pattern.decode("ascii"))
+FIELD_VALUE_STR = re.compile(FIELD_VALUE.pattern.decode("latin-1"))
+TARGET_STR = re.compile(TARGET.pattern.decode("latin-1"))
+HTTP_VERSION_STR = re.compile(HTTP_VERSION.pattern.decode("ascii"))
+CONVENTIONAL_METHOD_STR = re.compile(CONVENTIONAL_METHOD.pattern.decode("ascii"))
+DIGITS = re.compile(r"[0-9]+")
+ABSOLUTE_TARGET = re.compile(r"(?i)(https?)://([^/?#]*)([^#]*)(?:#.*)?")
+
+
+def parse_head(head, cfg):
+    """Parse a request head (bytes up to, not including, the blank line).
+
+    Pure: no I/O. Returns a Request or raises an HTTPError subclass whose
+    status is the answer (RFC 9110/9112; the rules are listed in README).
+    """
+    text = head.decode("latin-1")
+    lines = text.split("\r\n")
+    line = lines[0]
+    if cfg.limit_request_line and len(line) > cfg.limit_request_line:
+        raise URITooLong("request line longer than %d bytes" % cfg.limit_request_line)
+    parts = line.split(" ")
+    if len(parts) != 3:
+        raise BadRequest("malformed request line")
+    method, target, version_text = parts
+    match = HTTP_VERSION_STR.fullmatch(version_text)
+    if match is None:
+        if version_text.startswith("HTTP/"):
+            raise VersionNotSupported("unsupported HTTP version %r" % version_text[:16])
+        raise BadRequest("malformed HTTP version")
+    if match.group(1) != "1":
+        raise VersionNotSupported("unsupported HTTP version %s" % version_text)
+    # RFC 9110 §2.5: a higher minor version is answered as the highest we have.
+    version = (1, 1) if match.group(2) != "0" else (1, 0)
+    if cfg.casefold_http_method:
+        method = method.upper()
+    if not TOKEN_STR.fullmatch(method):
+        raise BadRequest("method is not a token")
+    if not cfg.permit_unconventional_http_method and not CONVENTIONAL_METHOD_STR.fullmatch(method):
+        raise BadRequest("unconventional method %r" % method[:20])
+    if not TARGET_STR.fullmatch(target):
+        raise BadRequest("malformed request target")
+    request = Request(method, target, version)
+    parse_target(request, target)
+    parse_fields(request, lines, cfg)
+    check_framing(request, cfg)
+    return request
+
+
+def parse_target(request, target):
+    """RFC 9112 §3.2: origin-form, absolute-form, authority-form (CONNECT
+    only) and asterisk-form (OPTIONS only)."""
+    if target[0] == "/":
+        path, _, query = target.partition("?")
+        query, _, fragment = query.partition("#")
+        path, _, path_fragment = path.partition("#")
+        request.path, request.query, request.fragment = path, query, fragment or path_fragment
+        return
+    if target == "*":
+        if request.method != "OPTIONS":
+            raise BadRequest("asterisk-form is only for OPTIONS")
+        request.path = "*"
+        return
+    if request.method == "CONNECT":
+        raise Unsupported("CONNECT is not supported")
+    match = ABSOLUTE_TARGET.fullmatch(target)
+    if match is None:
+        raise BadRequest("malformed request target")
+    scheme, authority, rest = match.groups()
+    if "@" in authority or not authority or not HOST_VALUE.fullmatch(authority):
+        raise BadRequest("malformed authority in the request target")
+    path, _, query = rest.partition("?")
+    request.scheme = scheme.lower()
+    request.host = authority
+    request.path, request.query = path or "/", query
+
+
+def parse_fields(request, lines, cfg):
+    """Header field lines -> request.headers as (UPPER-NAME, value) pairs."""
+    headers = request.headers
+    limit_size = cfg.limit_request_field_size
+    for line in lines[1:]:
+        if limit_size and len(line) > limit_size:
+            raise HeadersTooLarge("header field longer than %d bytes" % limit_size)
+        if line[:1] in (" ", "\t"):
+            # RFC 9112 §5.2: obs-fold is rejected, or replaced by one SP.
+            if not cfg.permit_obsolete_folding or not headers:
+                raise BadRequest("obsolete line folding in a header field")
+            value = line.strip(" \t")
+            if not FIELD_VALUE_STR.fullmatch(value):
+                raise BadRequest("invalid character in a header value")
+            name, previous = headers[-1]
+            headers[-1] = (name, previous + " " + value if previous else value)
+            continue
+        name, colon, value = line.partition(":")
+        if not colon:
+            raise BadRequest("header field without a colon")
+        if cfg.strip_header_spaces:
+            name = name.rstrip(" \t")
+        if not TOKEN_STR.fullmatch(name):
+            raise BadRequest("invalid header field name %r" % name[:40])
+        value = value.strip(" \t")
+        if not FIELD_VALUE_STR.fullmatch(value):
+            raise BadRequest("invalid character in the value of %s" % name[:40])
+        headers.append((name.upper(), value))
+    if cfg.limit_request_fields and len(headers) > cfg.limit_request_fields:
+        raise HeadersTooLarge("more than %d header fields" % cfg.limit_request_fields)
+
+
+def check_framing(request, cfg):
+    """RFC 9112 §6 and §9: message framing, Host, Connection, Expect."""
+    content_lengths = set()
+    codings = None
+    hosts = 0
+    connection = ""
+    kept = []
+    for name, value in request.headers:
+        if "_" in name:
+            if cfg.header_map == "drop":
+                continue
+            if cfg.header_map == "refuse":
+                raise BadRequest("header name with an underscore: %s" % name[:40])
+        if name == "CONTENT-LENGTH":
+            if not DIGITS.fullmatch(value):
+                raise BadRequest("Content-Length is not a number")
+            content_lengths.add(int(value))
+        elif name == "TRANSFER-ENCODING":
+            codings = (codings or []) + [c.strip(" \t").lower() for c in value.split(",")]
+        elif name == "HOST":
+            hosts += 1
+            if not HOST_VALUE.fullmatch(value):
+                raise BadRequest("malformed Host header")
+            if request.host is None:
+                request.host = value
+        elif name == "CONNECTION":
+            connection += "," + value.lower()
+        elif name == "EXPECT":
+            if value.lower() == "100-continue" and request.version >= (1, 1):
+                request.expect_continue = True
+        kept.append((name, value))
+    request.headers = kept
+    if hosts > 1:
+        raise BadRequest("more than one Host header")
+    if hosts == 0 and request.version >= (1, 1):
+        raise BadRequest("HTTP/1.1 request without Host")
+    if len(content_lengths) > 1:
+        raise BadRequest("conflicting Content-Length headers")
+    if codings is not None:
+        if request.version < (1, 1):
+            raise BadRequest("Transfer-Encoding in an HTTP/1.0 request")
+        if content_lengths:
+            raise BadRequest("both Content-Length and Transfer-Encoding")
+        codings = [c for c in codings if c]
+        if not codings or codings[-1] != "chunked" or "chunked" in codings[:-1]:
+            raise BadRequest("chunked is not the final transfer coding")
+        if len(codings) > 1:
+            raise Unsupported("transfer coding %r is not supported" % codings[0][:20])
+        request.chunked = True
+    elif content_lengths:
+        request.content_length = content_lengths.pop()
+    if connection:
+        tokens = {t.strip(" \t") for t in connection.split(",")}
+        if "close" in tokens:
+            request.keep_alive = False
+        elif "keep-alive" in tokens and request.version == (1, 0):
+            request.keep_alive = True
+
+
+def body_reader(request, conn, cfg):
+    if request.chunked:
+        return ChunkedReader(conn, request.expect_continue, cfg)
+    if request.content_length:
+        return LengthReader(conn, request.content_length, request.expect_continue)
+    return EMPTY_READER
+
+
+class EmptyReader:
+    """The body of a request without one."""
+
+    done = True
+
+    def read(self, size):
+        return b""
+
+    def discard_rest(self):
+        return True
+
+
+EMPTY_READER = EmptyReader()
+
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
+class LengthReader:
+    """A body of Content-Length bytes; sends 100 Continue on the first read."""
+
+    def __init__(self, conn, length, expect_continue):
+        self.conn = conn
+        self.left = length
+        self.expect_continue = expect_continue
+        self.done = False
+
+    def read(self, size):
+        if self.left <= 0:
+            self.done = True
+            return b""
+        if self.expect_continue:
+            self.expect_continue = False
+            self.conn.sendall(CONTINUE)
+        data = self.conn.recv(min(size, self.left))
+        if not data:
+            raise IncompleteBody("the body ended %d bytes short of Content-Length" % self.left)
+        self.left -= len(data)
+        if self.left <= 0:
+            self.done = True
+        return data
+
+    def discard_rest(self):
+        """Read and drop what the app left unread, if it is small: True if
+        the connection may then serve another request."""
+        if self.left <= 0:
+            return True
+        if self.expect_continue or self.left > MAX_DRAIN:
+            return False
+        while self.left > 0:
+            self.read(self.left)
+        return True
+
+
+class ChunkedReader:
+    """A chunked body (RFC 9112 §7.1), decoded as it is read; trailers are
+    checked and bounded, and not merged into the environ."""
+
+    def __init__(self, conn, expect_continue, cfg):
+        self.conn = conn
+        self.expect_continue = expect_continue
+        self.cfg = cfg
+        self.chunk_left = 0
+        self.done = False
+        self.read_total = 0
+
+    def read(self, size):
+        if self.done:
+            return b""
+        if self.expect_continue:
+            self.expect_continue = False
+            self.conn.sendall(CONTINUE)
+        if self.chunk_left == 0:
+            self.chunk_left = self.read_chunk_size()
+            if self.chunk_left == 0:
+                self.read_trailers()
+                self.done = True
+                return b""
+        data = self.conn.recv(min(size, self.chunk_left))
+        if not data:
+            raise IncompleteBody("the chunked body ended early")
+        self.chunk_left -= len(data)
+        self.read_total += len(data)
+        if self.chunk_left == 0:
+            if self.read_exact(2) != b"\r\n":
+                raise BadRequest("chunk data not followed by CRLF")
+        return data
+
+    def read_line(self, limit):
+        """One CRLF-terminated line (without it), at most ``limit`` bytes."""
+        conn = self.conn
+        while True:
+            end = conn.buffer.find(b"\r\n")
+            if end >= 0:
+                line, conn.buffer = conn.buffer[:end], conn.buffer[end + 2:]
+                if b"\n" in line or b"\r" in line:
+                    raise BadRequest("bare CR or LF in a chunked body")
+                return line
+            if len(conn.buffer) > limit:
+                raise BadRequest("chunk line too long")
+            data = conn.recv()
+            if not data:
+                raise IncompleteBody("the chunked body ended early")
+            conn.buffer = conn.buffer + data
+
+    def read_exact(self, count):
+        data = b""
+        while len(data) < count:
+            more = self.conn.recv(count - len(data))
+            if not more:
+                raise IncompleteBody("the chunked body ended early")
+            data += more
+        return data
+
+    def read_chunk_size(self):
+        line = self.read_line(MAX_CHUNK_LINE)
+        size, semicolon, extensions = line.partition(b";")
+        size = size.rstrip(b" \t")
+        if not CHUNK_SIZE.fullmatch(size):
+            raise BadRequest("invalid chunk size")
+        if semicolon and not CHUNK_EXT.fullmatch(line[len(size):]):
+            raise BadRequest("invalid chunk extension")
+        return int(size, 16)
+
+    def read_trailers(self):
+        count = 0
+        limit = self.cfg.limit_request_field_size or MAX_CHUNK_LINE
+        while True:
+            line = self.read_line(limit)
+            if not line:
+                return
+            count += 1
+            if count > MAX_TRAILER_FIELDS:
+                raise HeadersTooLarge("too many trailer fields")
+            name, colon, value = line.partition(b":")
+            if not colon or not TOKEN.fullmatch(name) or \
+                    not FIELD_VALUE.fullmatch(value.strip(b" \t")):
+                raise BadRequest("invalid trailer field")
+
+    def discard_rest(self):
+        if self.done:
+            return True
+        if self.expect_continue:
+            return False
+        budget = MAX_DRAIN
+        while not self.done and budget > 0:
+            budget -= len(self.read(budget))
+        return self.done
+
+
+class Body:
+    """``wsgi.input``: read, readline, readlines and iteration over a body
+    reader, with correct EOF; errors while reading reach the app."""
+
+    def __init__(self, reader):
+        self.reader = reader
+        self.buffer = b""
+
+    def read(self, size=-1):
+        if size is None or size < 0:
+            chunks = [self.buffer]
+            self.buffer = b""
+            while True:
+                data = self.reader.read(READ_SIZE)
+                if not data:
+                    return b"".join(chunks)
+                chunks.append(data)
+        if len(self.buffer) >= size:
+            data, self.buffer = self.buffer[:size], self.buffer[size:]
+            return data
+        chunks = [self.buffer]
+        have = len(self.buffer)
+        self.buffer = b""
+        while have < size:
+            data = self.reader.read(size - have)
+            if not data:
+                break
+            chunks.append(data)
+            have += len(data)
+        return b"".join(chunks)
+
+    def readline(self, size=-1):
+        limit = size if size is not None and size >= 0 else None
+        while True:
+            end = self.buffer.find(b"\n")
+            if end >= 0 and (limit is None or end < limit):
+                line, self.buffer = self.buffer[:end + 1], self.buffer[end + 1:]
+                return line
+            if limit is not None and len(self.buffer) >= limit:
+                line, self.buffer = self.buffer[:limit], self.buffer[limit:]
+                return line
+            data = self.reader.read(READ_SIZE)
+            if not data:
+                line, self.buffer = self.buffer, b""
+                return line
+            self.buffer += data
+
+    def readlines(self, hint=-1):
+        lines = []
+        total = 0
+        for line in self:
+            lines.append(line)
+            total += len(line)
+            if hint is not None and 0 < hint <= total:
+                break
+        return lines
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        line = self.readline()
+        if not line:
+            raise StopIteration
+        return line
+
+    def discard_rest(self):
+        self.buffer = b""
+        return self.reader.discard_rest()
+
+
+# ---------------------------------------------------------------------------
+# WSGI environ and response (PEP 3333)
+# ---------------------------------------------------------------------------
+
+class ErrorsStream:
+    """``wsgi.errors``: text written here goes to the error log."""
+
+    def __init__(self, log):
+        self.log = log
+
+    def write(self, text):
+        text = text.rstrip("\n")
+        if text:
+            self.log.error("%s", text)
+
+    def writelines(self, lines):
+        for line in lines:
+            self.write(line)
+
+    def flush(self):
+        pass
+
+
+def base_environ(listener, cfg):
+    """The environ keys that are the same for every request on a listener."""
+    address = listener.getsockname()
+    if isinstance(address, tuple):
+        server_name, server_port = str(address[0]), str(address[1])
+    else:
+        server_name, server_port = "localhost", ""
+    return {
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": "http",
+        "wsgi.multithread": False,
+        "wsgi.multiprocess": cfg.workers > 1,
+        "wsgi.run_once": False,
+        "wsgi.file_wrapper": FileWrapper,
+        "wsgi.input_terminated": True,
+        "SERVER_SOFTWARE": SERVER_SOFTWARE,
+        "SERVER_NAME": server_name,
+        "SERVER_PORT": server_port,
+        "SCRIPT_NAME": os.environ.get("SCRIPT_NAME", ""),
+    }
+
+
+HEADER_KEYS = {"CONTENT-TYPE": "CONTENT_TYPE", "CONTENT-LENGTH": "CONTENT_LENGTH"}
+
+
+def build_environ(request, conn, worker):
+    """The PEP 3333 environ of one request."""
+    environ = worker.base_environ[conn.listener].copy()
+    if "wsgi.errors" not in environ:
+        environ["wsgi.errors"] = worker.base_environ[conn.listener]["wsgi.errors"] = \
+            ErrorsStream(worker.log)
+    peer = conn.peer
+    path = request.path
+    if "%" in path:
+        path = unquote_to_bytes(path).decode("latin-1")
+    script_name = environ["SCRIPT_NAME"]
+    if script_name and path.startswith(script_name):
+        path = path[len(script_name):]
+    environ.update({
+        "REQUEST_METHOD": request.method,
+        "PATH_INFO": path,
+        "QUERY_STRING": request.query,
+        "RAW_URI": request.uri,
+        "SERVER_PROTOCOL": "HTTP/1.%d" % request.version[1],
+        "REMOTE_ADDR": peer[0] if isinstance(peer, tuple) else "",
+        "REMOTE_PORT": str(peer[1]) if isinstance(peer, tuple) else "",
+        "wsgi.input": request.body,
+    })
+    keys = HEADER_KEYS
+    for name, value in request.headers:
+        key = keys.get(name)
+        if key is None:
+            key = keys[name] = "HTTP_" + name.replace("-", "_")
+        if key in environ:
+            environ[key] += "," + value
+        else:
+            environ[key] = value
+    if request.scheme is not None:
+        environ["HTTP_HOST"] = request.host
+    if worker.cfg.forwarded_allow_ips and is_trusted_proxy(peer, worker.cfg):
+        apply_proxy_headers(environ, request, worker.cfg)
+    return environ
+
+
+def is_trusted_proxy(peer, cfg):
+    allowed = cfg.forwarded_allow_ips
+    if "*" in allowed:
+        return True
+    return isinstance(peer, tuple) and peer[0] in allowed or \
+        not isinstance(peer, tuple)
+
+
+def apply_proxy_headers(environ, request, cfg):
+    """``secure_scheme_headers`` from a trusted proxy set wsgi.url_scheme;
+    headers that contradict each other are a 400."""
+    scheme = None
+    for name, secure_value in cfg.secure_scheme_headers.items():
+        key = "HTTP_" + name.upper().replace("-", "_")
+        if key not in environ:
+            continue
+        this = "https" if environ[key].strip().lower() == secure_value.lower() else "http"
+        if scheme is not None and scheme != this:
+            raise BadRequest("contradictory scheme headers")
+        scheme = this
+    if scheme is not None:
+        environ["wsgi.url_scheme"] = scheme
+
+
+class FileWrapper:
+    """``wsgi.file_wrapper``: iterates a file; sent with sendfile() when the
+    file is a regular file (see Response.send_file)."""
+
+    def __init__(self, filelike, blksize=8192):
+        self.filelike = filelike
+        self.blksize = blksize
+        if hasattr(filelike, "close"):
+            self.close = filelike.close
+
+    def __iter__(self):
+        read = self.filelike.read
+        while True:
+            data = read(self.blksize)
+            if not data:
+                return
+            yield data
+
+
+def error_page(exc):
+    """The bytes of an error response: status, reason, Connection: close and a
+    short plain-text body that never echoes the request."""
+    status = getattr(exc, "status", 500)
+    reason = REASONS.get(status, "Error")
+    body = ("%s\n" % reason).encode("ascii")
+    return (b"HTTP/1.1 %d %s\r\nConnection: close\r\nContent-Type: text/plain\r\n"
+            b"Content-Length: %d\r\n\r\n" % (status, reason.encode("ascii"), len(body))) + body
+
+
+class ErrorResponse:
+    """What the access log needs of an error page that the server sent."""
+
+    def __init__(self, status):
+        self.status = "%d %s" % (status, REASONS.get(status, "Error"))
+        self.status_code = status
+        self.headers = []
+        self.sent = len(REASONS.get(status, "Error")) + 1
+
+
+class Response:
+    """start_response(), write() and the framing of one response.
+
+    The head is sent together with the first body bytes (one send for a
+    small response). Content-Length from the app is kept to the byte; with
+    none, a list body gets one, other bodies are chunked (HTTP/1.1) or end
+    with the connection (HTTP/1.0). HEAD, 1xx, 204 and 304 get no body.
+    """
+
+    def __init__(self, conn, request, worker):
+        self.conn = conn
+        self.request = request
+        self.worker = worker
+        self.status = None
+        self.status_code = None
+        self.headers = None
+        self.head_sent = False
+        self.chunked = False
+        self.length = None
+        self.sent = 0
+        self.has_body = request.method != "HEAD"
+        self.must_close = not request.keep_alive
+
+    def start_response(self, status, headers, exc_info=None):
+        if exc_info:
+            try:
+                if self.head_sent:
+                    raise exc_info[1].with_traceback(exc_info[2])
+            finally:
+                exc_info = None
+        elif self.status is not None:
+            raise ResponseError("start_response() called again without exc_info")
+        if not isinstance(status, str) or not RESPONSE_STATUS.fullmatch(status):
+            raise ResponseError("invalid status %r" % (status,))
+        if not isinstance(headers, list):
+            raise ResponseError("headers must be a list, not %s" % type(headers).__name__)
+        length = None
+        for item in headers:
+            if not (type(item) is tuple and len(item) == 2):
+                raise ResponseError("a header must be a (name, value) tuple: %r" % (item,))
+            name, value = item
+            if not isinstance(name, str) or not TOKEN_STR.fullmatch(name):
+                raise ResponseError("invalid header name %r" % (name,))
+            if not isinstance(value, str) or not RESPONSE_FIELD_VALUE.fullmatch(value):
+                raise ResponseError("invalid value for header %s: %r" % (name, value))
+            lname = name.lower()
+            if lname == "content-length":
+                if not DIGITS.fullmatch(value.strip()):
+                    raise ResponseError("invalid Content-Length %r" % value)
+                length = int(value)
+            elif lname == "connection":
+                if "close" in value.lower():
+                    self.must_close = True
+            elif lname in HOP_BY_HOP:
+                raise ResponseError("hop-by-hop header %s is not allowed (PEP 3333)" % name)
+        self.status = status
+        self.status_code = int(status[:3])
+        self.headers = headers
+        self.length = length
+        if self.status_code < 200 or self.status_code in NO_BODY_STATUS:
+            self.has_body = False
+        return self.write
+
+    def head(self):
+        """The status line and header block, framing decided."""
+        if self.length is None and self.has_body:
+            if self.request.version >= (1, 1):
+                self.chunked = True
+            else:
+                self.must_close = True
+        lines = ["HTTP/1.1 %s\r\n" % self.status]
+        for name, value in self.headers:
+            if name.lower() != "connection":
+                lines.append("%s: %s\r\n" % (name, value))
+        if self.chunked:
+            lines.append("Transfer-Encoding: chunked\r\n")
+        if self.must_close or self.worker.draining:
+            self.must_close = True
+            lines.append("Connection: close\r\n")
+        elif self.request.version == (1, 0):
+            lines.append("Connection: keep-alive\r\n")
+        try:
+            head = "".join(lines).encode("latin-1")
+        except UnicodeEncodeError as exc:
+            raise ResponseError("header text is not latin-1: %s" % exc) from None
+        self.head_sent = True
+        return (head + b"Date: " + self.worker.http_date() +
+                b"\r\nServer: " + SERVER_BYTES + b"\r\n\r\n")
+
+    def write(self, data):
+        """The write() callable of PEP 3333, also used for iterated bodies."""
+        if self.status is None:
+            raise ResponseError("write() before start_response()")
+        if type(data) is not bytes:
+            if not isinstance(data, (bytes, bytearray, memoryview)):
+                raise ResponseError("body chunks must be bytes, not %s" % type(data).__name__)
+            data = bytes(data)
+        if not self.has_body:
+            if not self.head_sent:
+                self.conn.sendall(self.head())
+            return
+        if self.length is not None:
+            room = self.length - self.sent
+            if len(data) > room:
+                self.worker.log.warning("%s: the app sent more than its Content-Length (%d); "
+                                        "the rest is dropped", self.request.uri, self.length)
+                data = data[:room]
+                self.must_close = True
+        self.sent += len(data)
+        out = data
+        if self.chunked and data:
+            out = b"%x\r\n%s\r\n" % (len(data), data)
+        if not self.head_sent:
+            out = self.head() + out
+        if out:
+            self.conn.sendall(out)
+
+    def send_result(self, result):
+        """Send the app's iterable: a list in one send, a regular file with
+        sendfile(), anything else chunk by chunk."""
+        if self.status is None and not isinstance(result, (list, tuple)):
+            # PEP 3333: start_response may be called on the first iteration.
+            iterator = iter(result)
+            for first in iterator:
+                if self.status is None:
+                    raise ResponseError("the app yielded data before start_response()")
+                self.write(first)
+                break
+            if self.status is None:
+                raise ResponseError("the app returned without calling start_response()")
+            for data in iterator:
+                self.write(data)
+            return
+        if self.status is None:
+            raise ResponseError("the app returned without calling start_response()")
+        if type(result) in (list, tuple):
+            if len(result) == 1:
+                body = result[0]
+            else:
+                body = b"".join(result) if all(type(x) is bytes for x in result) else None
+            if type(body) is bytes:
+                if self.length is None and not self.head_sent:
+                    self.length = len(body)
+                    self.headers.append(("Content-Length", str(len(body))))
+                self.write(body)
+                return
+        elif isinstance(result, FileWrapper) and self.worker.cfg.sendfile and \
+                self.send_file(result.filelike):
+            return
+        for data in result:
+            self.write(data)
+
+    def send_file(self, file):
+        """sendfile() a regular file; False if it is not one (iterate it)."""
+        try:
+            fd = file.fileno()
+            info = os.fstat(fd)
+            offset = file.tell()
+        except (AttributeError, OSError, io.UnsupportedOperation):
+            return False
+        if not stat.S_ISREG(info.st_mode) or self.head_sent:
+            return False
+        count = max(0, info.st_size - offset)
+        if self.length is None:
+            self.length = count
+            self.headers.append(("Content-Length", str(count)))
+        elif self.length < count:
+            count = self.length
+        self.conn.sendall(self.head())
+        if self.has_body:
+            self.conn.sendfile(file, offset, count)
+            self.sent += count
+        return True
+
+    def finish(self):
+        """Terminate the body; True if the connection can serve another
+        request (the framing was kept and nobody asked for a close)."""
+        if not self.head_sent:
+            if self.length is None and self.has_body:
+                self.length = 0
+                self.headers.append(("Content-Length", "0"))
+            self.conn.sendall(self.head())
+        elif self.chunked:
+            self.conn.sendall(b"0\r\n\r\n")
+        if self.length is not None and self.has_body and self.sent < self.length:
+            self.worker.log.warning("%s: the app sent %d of its %d Content-Length bytes; "
+                                    "closing the connection", self.request.uri,
+                                    self.sent, self.length)
+            self.must_close = True
+        return not self.must_close
+
+
+SERVER_BYTES = SERVER_SOFTWARE.encode("ascii")
+
+
+# ---------------------------------------------------------------------------
+# App loading, logging, process helpers
+# ---------------------------------------------------------------------------
+
+def demo_app(environ, start_response):
+    """The app served when none is named: it says who answered."""
+    body = ("Hello from %s (pid %d): it works.\nServe your own app with: "
+            "python arbiter.py module:app\n" % (SERVER_SOFTWARE, os.getpid())).encode()
+    start_response("200 OK", [("Content-Type", "text/plain; charset=utf-8")])
+    return [body]
+
+
+def import_string(path):
+    module_name, _, attr = path.rpartition(".")
+    if not module_name:
+        raise ConfigError("not a dotted path: %r" % path)
+    try:
+        return getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError("can not import %r: %s" % (path, exc)) from None
+
+
+def load_app(uri):
+    """``MODULE[:NAME]`` or ``MODULE:FACTORY(literal args)`` -> the WSGI app.
+    Any failure is an AppImportError that names what is missing."""
+    if uri is None:
+        return demo_app
+    module_name, _, expression = uri.partition(":")
+    expression = expression or "application"
+    try:
+        tree = ast.parse(expression.strip(), mode="eval").body
+    except SyntaxError:
+        raise AppImportError("Failed to parse %r as an attribute name or function call."
+                             % expression) from None
+    call = isinstance(tree, ast.Call)
+    target = tree.func if call else tree
+    if not isinstance(target, ast.Name):
+        raise AppImportError("Failed to parse %r as an attribute name or function call."
+                             % expression)
+    try:
+        args = [ast.literal_eval(arg) for arg in tree.args] if call else []
+        kwargs = {kw.arg: ast.literal_eval(kw.value) for kw in tree.keywords} if call else {}
+    except ValueError:
+        raise AppImportError("Failed to parse arguments as literal values: %r"
+                             % expression) from None
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        if exc.name and module_name.startswith(exc.name):
+            raise AppImportError("Failed to import %r: No module named %r"
+                                 % (module_name, exc.name)) from None
+        raise AppImportError("Failed to import %r:\n%s"
+                             % (module_name, traceback.format_exc())) from None
+    except Exception:
+        raise AppImportError("Failed to import %r:\n%s"
+                             % (module_name, traceback.format_exc())) from None
+    try:
+        app = getattr(module, target.id)
+    except AttributeError:
+        raise AppImportError("Failed to find attribute %r in %r." % (target.id, module_name)) \
+            from None
+    if call:
+        try:
+            app = app(*args, **kwargs)
+        except Exception:
+            raise AppImportError("The app factory %s raised:\n%s"
+                                 % (expression, traceback.format_exc())) from None
+    if app is None:
+        raise AppImportError("The app factory %s returned None." % expression)
+    if not callable(app):
+        raise AppImportError("Application object must be callable.")
+    return app
+
+
+def load_app_or_halt(cfg, log):
+    try:
+        return load_app(cfg.app_uri)
+    except AppImportError as exc:
+        log.error("%s", exc)
+        raise HaltServer("App failed to load.", APP_LOAD_ERROR) from None
+
+
+def freeze_for_fork():
+    """Move what exists now out of the GC's reach, so that forked workers
+    keep sharing those memory pages (copy-on-write)."""
+    import gc
+    gc.collect()
+    if hasattr(gc, "freeze"):
+        gc.freeze()
+
+
+class AccessAtoms(dict):
+    """gunicorn's access-log atoms; an unknown atom is '-'."""
+
+    def __init__(self, values, environ, response):
+        super().__init__(values)
+        self.environ = environ
+        self.response = response
+
+    def __missing__(self, key):
+        if key.startswith("{") and len(key) > 3 and key[-2] == "}":
+            name, kind = key[1:-2], key[-1]
+            if kind == "i":
+                return self.environ.get("HTTP_" + name.upper().replace("-", "_"), "-")
+            if kind == "o":
+                for header, value in self.response.headers or ():
+                    if header.lower() == name.lower():
+                        return value
+            if kind == "e":
+                return os.environ.get(name, "-")
+        return "-"
+
+
+class Log:
+    """The error log (logging, gunicorn's format) and the access log."""
+
+    ERROR_FORMAT = "%(asctime)s [%(process)d] [%(levelname)s] %(message)s"
+    DATE_FORMAT = "[%Y-%m-%d %H:%M:%S %z]"
+
+    def __init__(self, cfg):
+        self.error_log = logging.getLogger("arbiter.error")
+        self.access_log = logging.getLogger("arbiter.access")
+        self.access_format = cfg.access_log_format
+        self.access_enabled = False
+        self.setup(cfg)
+
+    def setup(self, cfg):
+        self.close()
+        for logger, target, stream in ((self.error_log, cfg.errorlog, sys.stderr),
+                                       (self.access_log, cfg.accesslog, sys.stdout)):
+            logger.propagate = False
+            for handler in list(logger.handlers):
+                logger.removeHandler(handler)
+                handler.close()
+            if target is None:
+                continue
+            handler = logging.StreamHandler(stream) if target == "-" else \
+                logging.FileHandler(target)
+            logger.addHandler(handler)
+        self.error_log.handlers[0].setFormatter(
+            logging.Formatter(self.ERROR_FORMAT, self.DATE_FORMAT)) if self.error_log.handlers \
+            else None
+        self.error_log.setLevel(getattr(logging, cfg.loglevel.upper()))
+        self.access_log.setLevel(logging.INFO)
+        self.access_format = cfg.access_log_format
+        self.access_enabled = bool(self.access_log.handlers)
+
+    def reopen(self):
+        """USR1: reopen the log files (after logrotate moved them)."""
+        for logger in (self.error_log, self.access_log):
+            for handler in logger.handlers:
+                if isinstance(handler, logging.FileHandler):
+                    with handler.lock:
+                        if handler.stream:
+                            handler.stream.close()
+                        handler.stream = handler._open()
+
+    def close(self):
+        for logger in (self.error_log, self.access_log):
+            for handler in logger.handlers:
+                handler.flush()
+
+    def debug(self, msg, *args):
+        self.error_log.debug(msg, *args)
+
+    def info(self, msg, *args):
+        self.error_log.info(msg, *args)
+
+    def warning(self, msg, *args):
+        self.error_log.warning(msg, *args)
+
+    def error(self, msg, *args):
+        self.error_log.error(msg, *args)
+
+    def critical(self, msg, *args):
+        self.error_log.critical(msg, *args)
+
+    def exception(self, msg, *args):
+        self.error_log.exception(msg, *args)
+
+    def log(self, level, msg, *args):
+        self.error_log.log(level, msg, *args)
+
+    def access(self, response, request, environ, request_time):
+        """One access-log line in ``access_log_format`` (gunicorn's atoms)."""
+        status = response.status or "500"
+        length = getattr(response, "sent", 0)
+        method = request.method if request else "-"
+        uri = request.uri if request else "-"
+        protocol = "HTTP/1.%d" % request.version[1] if request else "-"
+        user = "-"
+        auth = environ.get("HTTP_AUTHORIZATION", "")
+        if auth[:6].lower() == "basic ":
+            try:
+                user = binascii.a2b_base64(auth[6:]).decode("latin-1").split(":", 1)[0]
+            except (binascii.Error, ValueError):
+                pass
+        atoms = AccessAtoms({
+            "h": environ.get("REMOTE_ADDR", "-"), "l": "-", "u": user,
+            "t": time.strftime("[%d/%b/%Y:%H:%M:%S %z]"),
+            "r": "%s %s %s" % (method, uri, protocol), "m": method, "U": environ.get(
+                "PATH_INFO", "-"), "q": environ.get("QUERY_STRING", ""), "H": protocol,
+            "s": status.split(None, 1)[0], "B": length, "b": length or "-",
+            "f": environ.get("HTTP_REFERER", "-"), "a": environ.get("HTTP_USER_AGENT", "-"),
+            "T": int(request_time), "D": int(request_time * 1000000),
+            "M": int(request_time * 1000), "L": "%.6f" % request_time, "p": "<%d>" % os.getpid(),
+        }, environ, response)
+        try:
+            self.access_log.info(self.access_format % atoms)
+        except (TypeError, ValueError, KeyError):
+            self.error_log.exception("Failed to write the access log line")
+
+
+def set_process_title(title):
+    """setproctitle when it is installed, else the kernel's short name."""
+    title = "arbiter: " + title
+    try:
+        import setproctitle
+    except ImportError:
+        try:
+            with open("/proc/self/comm", "w") as f:
+                f.write(title[:15])
+        except OSError:
+            pass
+    else:
+        setproctitle.setproctitle(title)
+
+
+def switch_user(cfg):
+    """In the worker: drop to ``--user``/``--group`` (and their groups)."""
+    if cfg.group is None and cfg.user is None:
+        return
+    import grp
+    import pwd
+    gid = uid = None
+    if cfg.group is not None:
+        gid = int(cfg.group) if cfg.group.isdigit() else grp.getgrnam(cfg.group).gr_gid
+    if cfg.user is not None:
+        entry = pwd.getpwuid(int(cfg.user)) if cfg.user.isdigit() else pwd.getpwnam(cfg.user)
+        uid = entry.pw_uid
+        if gid is None:
+            gid = entry.pw_gid
+        if cfg.initgroups:
+            os.initgroups(entry.pw_name, gid)
+    if gid is not None:
+        os.setgid(gid)
+    if uid is not None:
+        os.setuid(uid)
+
+
+def daemonize(cfg):
+    """Detach: fork twice, new session, stdio to /dev/null (unless -R)."""
+    if os.fork():
+        os._exit(0)
+    os.setsid()
+    if os.fork():
+        os._exit(0)
+    os.umask(0o22)
+    if not cfg.enable_stdio_inheritance:
+        null = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)
+        os.close(null)
+
+
+def prepare_process(cfg):
+    """In the master before anything else: directory, environment, sys.path."""
+    if cfg.chdir:
+        os.chdir(cfg.chdir)
+    for item in cfg.raw_env:
+        key, equals, value = item.partition("=")
+        if not equals:
+            raise ConfigError("--env needs KEY=VALUE, not %r" % item)
+        os.environ[key] = value
+    for path in reversed(to_list(cfg.pythonpath)):
+        sys.path.insert(0, path)
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+
+
+# ---------------------------------------------------------------------------
+# Entry points
+# ---------------------------------------------------------------------------
+
+def serve(app, **settings):
+    """Serve a WSGI app from Python: ``serve(app, bind=["127.0.0.1:8080"])``.
+    Returns the exit status."""
+    cfg = Config()
+    for name, value in settings.items():
+        cfg.set(name, value)
+    return Arbiter(cfg, app).run()
+
+
+def main(argv=None):
+    """The command line, gunicorn's: ``arbiter.py [OPTIONS] [APP_MODULE]``."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        cfg = load_config(argv)
+        prepare_process(cfg)
+    except ConfigError as exc:
+        sys.stderr.write("Error: %s\n" % exc)
+        return 1
+    if cfg.print_config:
+        for name, value in cfg.items():
+            print("%-32s = %r" % (name, value))
+        return 0
+    if cfg.check_config:
+        try:
+            load_app(cfg.app_uri)
+        except AppImportError as exc:
+            sys.stderr.write("Error: %s\n" % exc)
+            return APP_LOAD_ERROR
+        return 0
+    if cfg.daemon:
+        daemonize(cfg)
+    return Arbiter(cfg, argv=argv).run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
