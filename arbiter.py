@@ -109,13 +109,14 @@ DRAIN_IDLE_GRACE = 0.5
 # to keep a connection alive; a larger rest closes the connection instead.
 MAX_DRAIN = 64 * 1024
 READ_SIZE = 65536
+DEFAULT_FIELD_SIZE = 8190
 
 # RFC 9110 §5.6.2: token = 1*tchar.
 TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 # RFC 9110 §5.5: field-value bytes are VCHAR, obs-text, SP and HTAB.
 FIELD_VALUE = re.compile(rb"[\t\x20-\x7e\x80-\xff]*")
-# RFC 9112 §3.2: the target has no whitespace and no control character.
-TARGET = re.compile(rb"[\x21-\x7e\x80-\xff]+")
+# RFC 9112 §3.2, RFC 3986 §2: the target is printable ASCII, no whitespace.
+TARGET = re.compile(rb"[\x21-\x7e]+")
 HTTP_VERSION = re.compile(rb"HTTP/([0-9])\.([0-9])")
 # gunicorn's rule for methods: upper-case, 3 to 20 characters (a lower-case
 # or very long "method" is far more often an attack or a typo than a verb).
@@ -131,6 +132,14 @@ CHUNK_EXT = re.compile(
     rb'|"(?:[\t\x20\x21\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t\x20-\x7e\x80-\xff])*"))?)*')
 MAX_CHUNK_LINE = 4096
 MAX_TRAILER_FIELDS = 100
+# RFC 9110 §6.5.1: fields that framing, routing or authentication depend on
+# must not arrive in a trailer section.
+FORBIDDEN_TRAILERS = frozenset((
+    b"CONTENT-LENGTH", b"TRANSFER-ENCODING", b"HOST", b"TE", b"TRAILER",
+    b"CONNECTION", b"KEEP-ALIVE", b"UPGRADE", b"EXPECT", b"MAX-FORWARDS",
+    b"AUTHORIZATION", b"PROXY-AUTHORIZATION"))
+# Fields that may appear only once in a request (RFC 9110 §5.3).
+SINGLETON_FIELDS = frozenset(("CONTENT-TYPE",))
 RESPONSE_STATUS = re.compile(r"[1-9][0-9][0-9] [^\x00-\x08\x0a-\x1f\x7f]*")
 RESPONSE_FIELD_VALUE = re.compile(r"[^\x00-\x08\x0a-\x1f\x7f]*")
 
@@ -1431,7 +1440,7 @@ class SyncWorker:
         cfg = self.cfg
         self.max_head = ((cfg.limit_request_line or 65536) + 2 +
                          (cfg.limit_request_fields or 1000) *
-                         ((cfg.limit_request_field_size or 65536) + 2) + 2)
+                         (cfg.limit_request_field_size or DEFAULT_FIELD_SIZE) + 2)
         self.selector = selectors.DefaultSelector()
         self.selector.register(self.wake_pipe[0], selectors.EVENT_READ, WAKE)
         for sock in self.sockets:
@@ -1656,14 +1665,16 @@ class Connection:
         fully arrived, None if not yet; never blocks."""
         buffer = self.buffer
         while True:
+            if buffer[:2] == b"\r\n" and len(buffer) >= 4:
+                # RFC 9112 §2.2: one empty line before a request line is
+                # ignored (gunicorn refuses a second one, and so do we).
+                if buffer[2:4] == b"\r\n":
+                    raise BadRequest("empty lines before the request line")
+                buffer = self.buffer = buffer[2:]
             end = buffer.find(b"\r\n\r\n")
             if end >= 0:
                 self.buffer = buffer[end + 4:]
                 return buffer[:end]
-            if buffer[:2] == b"\r\n":
-                # RFC 9112 §2.2: ignore empty lines before a request line.
-                buffer = self.buffer = buffer.lstrip(b"\r\n")
-                continue
             bare = max(buffer.find(b"\n\n"), buffer.find(b"\n\r\n"))
             if bare >= 0:
                 raise BadRequest("line ending without CR (RFC 9112 §2.2)")
@@ -1859,8 +1870,7 @@ def parse_target(request, target):
     if target == "*":
         if request.method != "OPTIONS":
             raise BadRequest("asterisk-form is only for OPTIONS")
-        request.path = "*"
-        return
+        return  # PATH_INFO stays empty; RAW_URI is "*"
     if request.method == "CONNECT":
         raise Unsupported("CONNECT is not supported")
     match = ABSOLUTE_TARGET.fullmatch(target)
@@ -1878,9 +1888,10 @@ def parse_target(request, target):
 def parse_fields(request, lines, cfg):
     """Header field lines -> request.headers as (UPPER-NAME, value) pairs."""
     headers = request.headers
-    limit_size = cfg.limit_request_field_size
+    # gunicorn's rule: the limit counts the line with its CRLF; 0 is the default.
+    limit_size = (cfg.limit_request_field_size or DEFAULT_FIELD_SIZE) - 2
     for line in lines[1:]:
-        if limit_size and len(line) > limit_size:
+        if len(line) > limit_size:
             raise HeadersTooLarge("header field longer than %d bytes" % limit_size)
         if line[:1] in (" ", "\t"):
             # RFC 9112 §5.2: obs-fold is rejected, or replaced by one SP.
@@ -1934,6 +1945,8 @@ def check_framing(request, cfg):
                 request.host = value
         elif name == "CONNECTION":
             connection += "," + value.lower()
+        elif name in SINGLETON_FIELDS and any(n == name for n, _ in kept):
+            raise BadRequest("more than one %s header" % name.title())
         elif name == "EXPECT":
             if value.lower() == "100-continue" and request.version >= (1, 1):
                 request.expect_continue = True
@@ -2111,6 +2124,8 @@ class ChunkedReader:
             if not colon or not TOKEN.fullmatch(name) or \
                     not FIELD_VALUE.fullmatch(value.strip(b" \t")):
                 raise BadRequest("invalid trailer field")
+            if name.upper() in FORBIDDEN_TRAILERS:
+                raise BadRequest("%s is not allowed in a trailer" % name.decode("ascii"))
 
     def discard_rest(self):
         if self.done:
