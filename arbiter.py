@@ -879,26 +879,23 @@ class Arbiter:
     def manage_workers(self):
         """Bring the workers to ``num_workers`` of the current generation.
 
-        New workers are forked first; an outdated worker (older generation)
-        is stopped only while enough booted workers remain, so a reload never
-        lowers the capacity. Extra workers (TTOU, WINCH) stop oldest first.
+        New workers are forked first; a worker of an older generation (before
+        a reload) stops only once a booted new worker can take its place, so
+        capacity never dips. Extra workers (TTOU, WINCH) stop oldest first.
         """
         serving = [w for w in self.workers.values() if w.retired_at is None]
-        current = sum(1 for w in serving if w.generation >= self.generation)
-        for _ in range(self.num_workers - current):
-            serving.append(self.spawn_worker())
-        excess = len(serving) - self.num_workers
-        if excess <= 0:
-            return
-        booted = sum(1 for w in serving if w.booted)
-        for worker in sorted(serving, key=lambda w: (w.generation >= self.generation, w.age)):
-            if excess == 0:
-                break
-            outdated = worker.generation < self.generation
-            if outdated and worker.booted and booted <= self.num_workers:
-                continue
-            booted -= worker.booted
-            excess -= 1
+        current = sorted((w for w in serving if w.generation >= self.generation),
+                         key=lambda w: w.age)
+        outdated = sorted((w for w in serving if w.generation < self.generation),
+                          key=lambda w: (w.booted, w.age))
+        for _ in range(self.num_workers - len(current)):
+            current.append(self.spawn_worker())
+        extra = len(current) - self.num_workers
+        for worker in current[:max(0, extra)]:
+            self.retire_worker(worker)
+        booted_current = sum(1 for w in current[max(0, extra):] if w.booted)
+        keep_outdated = max(0, self.num_workers - booted_current)
+        for worker in outdated[:max(0, len(outdated) - keep_outdated)]:
             self.retire_worker(worker)
 
     def spawn_worker(self):
@@ -909,8 +906,12 @@ class Arbiter:
         worker.generation = self.generation
         worker.heartbeat = Heartbeat(self.cfg.worker_tmp_dir)
         self.call_hook("pre_fork", self, worker)
+        # Signals wait (blocked) until the child has its own handlers: one
+        # that arrived in between would go to the master's handler and be lost.
+        signal.pthread_sigmask(signal.SIG_BLOCK, SIGNAL_NAMES)
         pid = os.fork()
         if pid:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNAL_NAMES)
             worker.pid = pid
             self.workers[pid] = worker
             return worker
@@ -1363,6 +1364,8 @@ class SyncWorker:
         self.retired_at = None          # master side: when SIGTERM was sent
         self.alive = True
         self.draining = False
+        self.recycling = False          # max_requests reached
+        self.backlog = []               # (sock, peer, listener) taken on TERM
         self.nr = 0
         self.max_requests = 0
         self.selector = None
@@ -1410,9 +1413,14 @@ class SyncWorker:
         signal.signal(signal.SIGINT, self.handle_quit)
         signal.signal(signal.SIGUSR1, self.handle_usr1)
         signal.signal(signal.SIGABRT, self.handle_abort)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNAL_NAMES)
 
     def handle_exit(self, signum, frame):
         self.alive = False
+        if self.request is not None:
+            # Busy in the app: close the listeners now, so that new clients
+            # are refused instead of queued behind a request of unknown length.
+            self.stop_listening()
 
     def handle_usr1(self, signum, frame):
         self.reopen_logs = True
@@ -1504,41 +1512,65 @@ class SyncWorker:
             else:
                 self.selector.unregister(sock)
 
-    def start_drain(self):
-        """Stop accepting, but first take what waits in the listen backlog,
-        so a graceful stop serves it instead of resetting it."""
-        self.draining = True
-        if self.accepting:
-            for sock in self.sockets:
-                while self.accept(sock):
-                    pass
-            self.set_accepting(False)
+    def stop_listening(self):
+        """Take the connections waiting in the listen backlog (a graceful
+        stop serves them instead of resetting them), then close the
+        listeners. A worker that is recycled leaves the backlog to others."""
         for sock in self.sockets:
+            while not self.recycling:
+                try:
+                    client = sock.accept()
+                except OSError:
+                    break
+                self.backlog.append(client + (sock,))
+            if self.accepting:
+                self.selector.unregister(sock)
             sock.close()
+        self.accepting = False
+        self.sockets = []
+
+    def start_drain(self):
+        """No new connections; parked ones get a short grace to send a last
+        request (answered with Connection: close), then are closed."""
+        self.draining = True
+        self.stop_listening()
+        for sock, peer, listener in self.backlog:
+            self.adopt(sock, peer, listener)
+        self.backlog = []
         grace = time.monotonic() + DRAIN_IDLE_GRACE
         for conn in self.connections:
             conn.deadline = min(conn.deadline, grace)
+
+    def can_accept(self):
+        """Room for one more connection? Near ``max_requests`` every open
+        connection may still bring one request, so they count against it."""
+        count = len(self.connections)
+        if count >= self.cfg.worker_connections:
+            return False
+        return not self.max_requests or self.max_requests - self.nr > count
 
     def accept(self, listener):
         try:
             sock, peer = listener.accept()
         except (BlockingIOError, InterruptedError, ConnectionAbortedError):
-            return False
+            return
         except OSError as exc:
             if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
                 self.log.error("accept() failed: %s", exc)
-                return False
+                return
             raise
+        self.adopt(sock, peer, listener)
+
+    def adopt(self, sock, peer, listener):
         sock.setblocking(False)
         if sock.family != socket.AF_UNIX:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         conn = Connection(sock, peer, listener, self)
         self.connections.add(conn)
         self.selector.register(sock, selectors.EVENT_READ, conn)
-        if len(self.connections) >= self.cfg.worker_connections:
+        if not self.can_accept():
             self.set_accepting(False)
         self.serve_connection(conn)
-        return True
 
     def close(self, conn):
         self.connections.discard(conn)
@@ -1547,8 +1579,7 @@ class SyncWorker:
         except (KeyError, ValueError):
             pass
         conn.sock.close()
-        if not self.accepting and not self.draining and \
-                len(self.connections) < self.cfg.worker_connections:
+        if not self.accepting and not self.draining and self.can_accept():
             self.set_accepting(True)
 
     # -- one connection, one request ---------------------------------------
@@ -1585,11 +1616,15 @@ class SyncWorker:
             request = parse_head(head, self.cfg)
             request.body = Body(body_reader(request, conn, self.cfg))
             self.nr += 1
-            if self.max_requests and self.nr >= self.max_requests:
-                self.log.info("Autorestarting worker after current request.")
-                self.alive = False
             environ = build_environ(request, conn, self)
             response = Response(conn, request, self)
+            if self.max_requests:
+                if self.nr >= self.max_requests:
+                    self.log.info("Autorestarting worker after current request.")
+                    self.alive = False
+                    self.recycling = True
+                if self.max_requests - self.nr < len(self.connections):
+                    response.must_close = True
             if not self.alive or not self.cfg.keepalive:
                 response.must_close = True
             self.request = request
@@ -2468,13 +2503,11 @@ class Response:
                 data = data[:room]
                 self.must_close = True
         self.sent += len(data)
-        out = data
+        head = b"" if self.head_sent else self.head()
         if self.chunked and data:
-            out = b"%x\r\n%s\r\n" % (len(data), data)
-        if not self.head_sent:
-            out = self.head() + out
-        if out:
-            self.conn.sendall(out)
+            data = b"%x\r\n%s\r\n" % (len(data), data)
+        if head or data:
+            self.conn.sendall(head + data)
 
     def send_result(self, result):
         """Send the app's iterable: a list in one send, a regular file with
