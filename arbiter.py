@@ -411,8 +411,6 @@ SETTINGS = (
             "Headers (from trusted proxies) that mean the request came over https."),
     Setting("forwarded_allow_ips", ("--forwarded-allow-ips",), default_forwarded_allow_ips,
             to_list, "Proxies trusted for secure_scheme_headers and forwarder headers ('*': all)."),
-    Setting("forwarder_headers", ("--forwarder-headers",), ["SCRIPT_NAME", "PATH_INFO"],
-            to_list, "Headers a trusted proxy may set to override environ keys."),
     Setting("accesslog", ("--access-logfile",), None, to_str, "The access log file ('-': stdout)."),
     Setting("access_log_format", ("--access-logformat",), DEFAULT_ACCESS_LOG_FORMAT, to_str,
             "The access log format (gunicorn's atoms)."),
@@ -468,7 +466,7 @@ NOT_APPLICABLE = frozenset((
     "proxy_protocol", "proxy_allow_ips", "keyfile", "certfile", "ssl_version",
     "cert_reqs", "ca_certs", "suppress_ragged_eofs", "do_handshake_on_connect",
     "ciphers", "ssl_context", "root_path", "tolerate_dangerous_framing",
-    "http_protocols", "asgi_loop", "asgi_lifespan", "asgi_disconnect_grace_period",
+    "http_protocols", "forwarder_headers", "asgi_loop", "asgi_lifespan", "asgi_disconnect_grace_period",
 ))
 
 
@@ -1375,7 +1373,7 @@ class SyncWorker:
         self.reopen_logs = False
         self.wake_pipe = None
         self.last_beat = 0.0
-        self.last_check = 0.0
+        self.mtimes = {}                # --reload: path -> mtime
         self.date = (0, b"")
         self.base_environ = {}
         self.max_head = 0
@@ -1484,6 +1482,24 @@ class SyncWorker:
             if conn.buffer:
                 conn.send_error_quietly(RequestTimeout())
             self.close(conn)
+        if self.cfg.reload and self.alive:
+            changed = self.changed_file()
+            if changed:
+                self.log.info("Worker reloading: %s modified", changed)
+                self.alive = False
+
+    def changed_file(self):
+        """--reload: a source file (of a loaded module, or an extra file)
+        whose mtime changed since the last look, else None. Polls: stdlib."""
+        paths = [getattr(m, "__file__", None) for m in list(sys.modules.values())]
+        for path in filter(None, paths + self.cfg.reload_extra_files):
+            try:
+                mtime = os.stat(path).st_mtime
+            except OSError:
+                continue
+            if self.mtimes.setdefault(path, mtime) != mtime:
+                return path
+        return None
 
     def notify(self):
         """Touch the heartbeat (at most once a second) while busy on I/O."""
