@@ -1376,6 +1376,7 @@ class SyncWorker:
         self.mtimes = {}                # --reload: path -> mtime
         self.date = (0, b"")
         self.base_environ = {}
+        self.secure_headers = secure_header_keys(cfg)
         self.max_head = 0
 
     # -- process setup -----------------------------------------------------
@@ -1699,7 +1700,7 @@ class Connection:
     """A client socket with its read buffer; non-blocking, with deadlines."""
 
     __slots__ = ("sock", "peer", "listener", "worker", "buffer", "deadline", "fd",
-                 "peer_text")
+                 "peer_text", "trusted")
 
     def __init__(self, sock, peer, listener, worker):
         self.sock = sock
@@ -1710,6 +1711,7 @@ class Connection:
         self.deadline = time.monotonic() + (worker.cfg.timeout or 30)
         self.fd = sock.fileno()
         self.peer_text = "%s:%s" % peer[:2] if isinstance(peer, tuple) else "unix"
+        self.trusted = is_trusted_proxy(peer, worker.cfg)
 
     def read_head(self):
         """The next request head (bytes, without its blank line) if it has
@@ -1867,6 +1869,8 @@ TARGET_STR = re.compile(TARGET.pattern.decode("latin-1"))
 HTTP_VERSION_STR = re.compile(HTTP_VERSION.pattern.decode("ascii"))
 CONVENTIONAL_METHOD_STR = re.compile(CONVENTIONAL_METHOD.pattern.decode("ascii"))
 DIGITS = re.compile(r"[0-9]+")
+_FIELD_LINE = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[\t\x20-\x7e\x80-\xff]*"
+FIELD_LINES = re.compile("%s(?:\r\n%s)*" % (_FIELD_LINE, _FIELD_LINE))
 ABSOLUTE_TARGET = re.compile(r"(?i)(https?)://([^/?#]*)([^#]*)(?:#.*)?")
 
 
@@ -1876,9 +1880,7 @@ def parse_head(head, cfg):
     Pure: no I/O. Returns a Request or raises an HTTPError subclass whose
     status is the answer (RFC 9110/9112; the rules are listed in README).
     """
-    text = head.decode("latin-1")
-    lines = text.split("\r\n")
-    line = lines[0]
+    line, _, fields = head.decode("latin-1").partition("\r\n")
     if cfg.limit_request_line and len(line) > cfg.limit_request_line:
         raise URITooLong("request line longer than %d bytes" % cfg.limit_request_line)
     parts = line.split(" ")
@@ -1904,7 +1906,8 @@ def parse_head(head, cfg):
         raise BadRequest("malformed request target")
     request = Request(method, target, version)
     parse_target(request, target)
-    parse_fields(request, lines, cfg)
+    if fields:
+        parse_fields(request, fields, cfg)
     check_framing(request, cfg)
     return request
 
@@ -1936,12 +1939,26 @@ def parse_target(request, target):
     request.path, request.query = path or "/", query
 
 
-def parse_fields(request, lines, cfg):
+def parse_fields(request, fields, cfg):
     """Header field lines -> request.headers as (UPPER-NAME, value) pairs."""
-    headers = request.headers
     # gunicorn's rule: the limit counts the line with its CRLF; 0 is the default.
     limit_size = (cfg.limit_request_field_size or DEFAULT_FIELD_SIZE) - 2
-    for line in lines[1:]:
+    lines = fields.split("\r\n")
+    if FIELD_LINES.fullmatch(fields) and (len(fields) <= limit_size or
+                                         max(map(len, lines)) <= limit_size):
+        # The common case, checked by one regex: well-formed lines, no folding.
+        request.headers = headers = [(name.upper(), value.strip(" \t")) for name, _, value
+                                     in [line.partition(":") for line in lines]]
+    else:
+        headers = request.headers = parse_fields_one_by_one(lines, limit_size, cfg)
+    if cfg.limit_request_fields and len(headers) > cfg.limit_request_fields:
+        raise HeadersTooLarge("more than %d header fields" % cfg.limit_request_fields)
+
+
+def parse_fields_one_by_one(lines, limit_size, cfg):
+    """The careful path: says what is wrong, handles obs-fold and spaces."""
+    headers = []
+    for line in lines:
         if len(line) > limit_size:
             raise HeadersTooLarge("header field longer than %d bytes" % limit_size)
         if line[:1] in (" ", "\t"):
@@ -1965,8 +1982,7 @@ def parse_fields(request, lines, cfg):
         if not FIELD_VALUE_STR.fullmatch(value):
             raise BadRequest("invalid character in the value of %s" % name[:40])
         headers.append((name.upper(), value))
-    if cfg.limit_request_fields and len(headers) > cfg.limit_request_fields:
-        raise HeadersTooLarge("more than %d header fields" % cfg.limit_request_fields)
+    return headers
 
 
 def check_framing(request, cfg):
@@ -2342,28 +2358,33 @@ def build_environ(request, conn, worker):
             environ[key] = value
     if request.scheme is not None:
         environ["HTTP_HOST"] = request.host
-    if worker.cfg.forwarded_allow_ips and is_trusted_proxy(peer, worker.cfg):
-        apply_proxy_headers(environ, request, worker.cfg)
+    if conn.trusted:
+        apply_proxy_headers(environ, worker.secure_headers)
     return environ
 
 
 def is_trusted_proxy(peer, cfg):
+    """Is the peer in ``forwarded_allow_ips``? (A unix socket peer is local.)"""
     allowed = cfg.forwarded_allow_ips
-    if "*" in allowed:
+    if not isinstance(peer, tuple):
         return True
-    return isinstance(peer, tuple) and peer[0] in allowed or \
-        not isinstance(peer, tuple)
+    return "*" in allowed or peer[0] in allowed
 
 
-def apply_proxy_headers(environ, request, cfg):
-    """``secure_scheme_headers`` from a trusted proxy set wsgi.url_scheme;
-    headers that contradict each other are a 400."""
+def secure_header_keys(cfg):
+    """``secure_scheme_headers`` as (environ key, lower-case secure value)."""
+    return [("HTTP_" + name.upper().replace("-", "_"), value.lower())
+            for name, value in cfg.secure_scheme_headers.items()]
+
+
+def apply_proxy_headers(environ, secure_headers):
+    """Scheme headers from a trusted proxy set wsgi.url_scheme; headers that
+    contradict each other are a 400."""
     scheme = None
-    for name, secure_value in cfg.secure_scheme_headers.items():
-        key = "HTTP_" + name.upper().replace("-", "_")
+    for key, secure_value in secure_headers:
         if key not in environ:
             continue
-        this = "https" if environ[key].strip().lower() == secure_value.lower() else "http"
+        this = "https" if environ[key].strip().lower() == secure_value else "http"
         if scheme is not None and scheme != this:
             raise BadRequest("contradictory scheme headers")
         scheme = this
