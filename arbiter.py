@@ -58,6 +58,7 @@ import errno
 import fcntl
 import importlib
 import io
+import ipaddress
 import logging
 import os
 import random
@@ -229,6 +230,11 @@ class VersionNotSupported(HTTPError):
     status = 505
 
 
+class Forbidden(HTTPError):
+    """Forbidden"""
+    status = 403
+
+
 class ClientGone(Exception):
     """The peer closed or reset the connection: there is nobody to answer."""
 
@@ -313,6 +319,10 @@ def to_dict(value):
 
 def to_choice(*choices):
     def convert(value):
+        if value is True and "auto" in choices:
+            value = "auto"  # gunicorn's boolean form of a mode setting
+        if value is False and "off" in choices:
+            value = "off"
         if isinstance(value, str) and value.lower() in choices:
             return value.lower()
         raise ConfigError("%r is not one of %s" % (value, ", ".join(choices)))
@@ -434,6 +444,11 @@ SETTINGS = (
             False, to_bool, "Accept any token as a method, not only upper-case 3-20 chars."),
     Setting("casefold_http_method", ("--casefold-http-method",), False, to_bool,
             "Upper-case the method before checking it."),
+    Setting("proxy_protocol", ("--proxy-protocol",), "off",
+            to_choice("off", "v1", "v2", "auto"),
+            "Expect a PROXY protocol header: off, v1, v2 or auto (optional, either version)."),
+    Setting("proxy_allow_ips", ("--proxy-allow-from",), ["127.0.0.1", "::1"], to_list,
+            "Addresses allowed to send a PROXY protocol header ('*': all)."),
     Setting("header_map", ("--header-map",), "drop", to_choice("drop", "refuse", "dangerous"),
             "Header names with '_': drop them, refuse the request, or pass them on."),
     # Server hooks, with gunicorn's signatures.
@@ -463,7 +478,7 @@ NOT_APPLICABLE = frozenset((
     "logconfig_dict", "logconfig_json", "syslog_addr", "syslog", "syslog_prefix",
     "syslog_facility", "disable_redirect_access_to_syslog", "statsd_host",
     "dogstatsd_tags", "statsd_prefix", "paste", "raw_paste_global_conf",
-    "proxy_protocol", "proxy_allow_ips", "keyfile", "certfile", "ssl_version",
+    "keyfile", "certfile", "ssl_version",
     "cert_reqs", "ca_certs", "suppress_ragged_eofs", "do_handshake_on_connect",
     "ciphers", "ssl_context", "root_path", "tolerate_dangerous_framing",
     "http_protocols", "forwarder_headers", "asgi_loop", "asgi_lifespan", "asgi_disconnect_grace_period",
@@ -525,6 +540,8 @@ def build_parser():
             kwargs["action"] = "store_false" if negative else "store_true"
         elif setting.convert is to_str_list:
             kwargs["action"] = "append"
+        elif setting.name == "proxy_protocol":
+            kwargs.update(nargs="?", const="auto", metavar="MODE")
         else:
             kwargs["metavar"] = setting.name.upper()
         parser.add_argument(*setting.flags, **kwargs)
@@ -1700,7 +1717,7 @@ class Connection:
     """A client socket with its read buffer; non-blocking, with deadlines."""
 
     __slots__ = ("sock", "peer", "listener", "worker", "buffer", "deadline", "fd",
-                 "peer_text", "trusted")
+                 "peer_text", "trusted", "proxy_pending")
 
     def __init__(self, sock, peer, listener, worker):
         self.sock = sock
@@ -1712,10 +1729,13 @@ class Connection:
         self.fd = sock.fileno()
         self.peer_text = "%s:%s" % peer[:2] if isinstance(peer, tuple) else "unix"
         self.trusted = is_trusted_proxy(peer, worker.cfg)
+        self.proxy_pending = worker.cfg.proxy_protocol != "off"
 
     def read_head(self):
         """The next request head (bytes, without its blank line) if it has
         fully arrived, None if not yet; never blocks."""
+        if self.proxy_pending and not self.read_proxy_header():
+            return None
         buffer = self.buffer
         while True:
             if buffer[:2] == b"\r\n" and len(buffer) >= 4:
@@ -1743,6 +1763,49 @@ class Connection:
             if not data:
                 raise ClientGone()
             buffer = self.buffer = buffer + data
+
+    def read_proxy_header(self):
+        """The PROXY protocol header (v1 or v2) that opens the connection:
+        True once it is read (or, in auto mode, known to be absent), False
+        while more bytes are needed. The client address it carries becomes
+        the peer (REMOTE_ADDR)."""
+        mode = self.worker.cfg.proxy_protocol
+        while True:
+            buffer = self.buffer
+            header = None
+            if buffer[:6] == b"PROXY " and mode in ("v1", "auto"):
+                end = buffer.find(b"\r\n")
+                if end >= 0:
+                    header, parse = buffer[:end + 2], parse_proxy_v1
+                elif len(buffer) > PROXY_V1_MAX:
+                    raise BadRequest("PROXY v1 line too long")
+            elif buffer[:12] == PROXY_V2_SIGNATURE and mode in ("v2", "auto"):
+                if len(buffer) >= 16:
+                    end = 16 + int.from_bytes(buffer[14:16], "big")
+                    if len(buffer) >= end:
+                        header, parse = buffer[:end], parse_proxy_v2
+            elif len(buffer) >= 12 or not (PROXY_V2_SIGNATURE.startswith(buffer)
+                                          or b"PROXY ".startswith(buffer[:6])):
+                if mode != "auto":
+                    raise BadRequest("PROXY protocol header expected")
+                self.proxy_pending = False
+                return True
+            if header is not None:
+                if not is_allowed(self.peer, self.worker.cfg.proxy_allow_ips):
+                    raise Forbidden("PROXY header from an address not in proxy_allow_ips")
+                self.peer = parse(header) or self.peer
+                self.buffer = buffer[len(header):]
+                self.proxy_pending = False
+                return True
+            try:
+                data = self.sock.recv(READ_SIZE)
+            except BlockingIOError:
+                return False
+            except OSError:
+                raise ClientGone() from None
+            if not data:
+                raise ClientGone()
+            self.buffer = buffer + data
 
     def check_head_size(self, buffer):
         cfg = self.worker.cfg
@@ -2044,6 +2107,50 @@ def check_framing(request, cfg):
             request.keep_alive = False
         elif "keep-alive" in tokens and request.version == (1, 0):
             request.keep_alive = True
+
+
+PROXY_V1_MAX = 107     # the longest v1 line, CRLF included
+PROXY_V2_SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
+
+
+def parse_proxy_v1(line):
+    """``PROXY TCP4|TCP6 SRC DST SPORT DPORT\\r\\n`` -> (src, sport), or None
+    for ``PROXY UNKNOWN`` (keep the real peer)."""
+    parts = line[:-2].decode("latin-1").split(" ")
+    if len(parts) >= 2 and parts[1] == "UNKNOWN":
+        return None
+    if len(parts) != 6 or parts[1] not in ("TCP4", "TCP6"):
+        raise BadRequest("malformed PROXY v1 line")
+    _, family, source, destination, source_port, destination_port = parts
+    version = 4 if family == "TCP4" else 6
+    for address in (source, destination):
+        try:
+            if ipaddress.ip_address(address).version != version:
+                raise ValueError
+        except ValueError:
+            raise BadRequest("bad address in the PROXY v1 line") from None
+    for port in (source_port, destination_port):
+        if not DIGITS.fullmatch(port) or int(port) > 65535 or port != str(int(port)):
+            raise BadRequest("bad port in the PROXY v1 line")
+    return source, int(source_port)
+
+
+def parse_proxy_v2(header):
+    """A binary v2 header -> (src, sport), or None for LOCAL or a family
+    without an IP address (keep the real peer)."""
+    version_command, family = header[12], header[13]
+    if version_command >> 4 != 2 or version_command & 0xF > 1:
+        raise BadRequest("bad PROXY v2 version or command")
+    if version_command & 0xF == 0:
+        return None  # LOCAL: a health check from the proxy itself
+    body = header[16:]
+    if family >> 4 == 1 and len(body) >= 12:
+        return str(ipaddress.IPv4Address(body[0:4])), int.from_bytes(body[8:10], "big")
+    if family >> 4 == 2 and len(body) >= 36:
+        return str(ipaddress.IPv6Address(body[0:16])), int.from_bytes(body[32:34], "big")
+    if family >> 4 in (1, 2):
+        raise BadRequest("PROXY v2 address block too short")
+    return None
 
 
 def body_reader(request, conn, cfg):
@@ -2364,8 +2471,12 @@ def build_environ(request, conn, worker):
 
 
 def is_trusted_proxy(peer, cfg):
-    """Is the peer in ``forwarded_allow_ips``? (A unix socket peer is local.)"""
-    allowed = cfg.forwarded_allow_ips
+    """Is the peer in ``forwarded_allow_ips``?"""
+    return is_allowed(peer, cfg.forwarded_allow_ips)
+
+
+def is_allowed(peer, allowed):
+    """Is the peer in a list of addresses ('*': any; a unix socket is local)?"""
     if not isinstance(peer, tuple):
         return True
     return "*" in allowed or peer[0] in allowed
