@@ -75,6 +75,11 @@ import time
 import traceback
 from urllib.parse import unquote_to_bytes
 
+try:
+    import ssl
+except ImportError:  # a Python built without OpenSSL: TLS settings are refused
+    ssl = None
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -110,6 +115,10 @@ DRAIN_IDLE_GRACE = 0.5
 # to keep a connection alive; a larger rest closes the connection instead.
 MAX_DRAIN = 64 * 1024
 READ_SIZE = 65536
+
+# What a non-blocking socket (plain or TLS) raises when it must wait.
+WANT_READ = (BlockingIOError, ssl.SSLWantReadError) if ssl else (BlockingIOError,)
+WANT_WRITE = (ssl.SSLWantWriteError,) if ssl else ()
 DEFAULT_FIELD_SIZE = 8190
 
 # RFC 9110 §5.6.2: token = 1*tchar.
@@ -449,6 +458,19 @@ SETTINGS = (
             "Expect a PROXY protocol header: off, v1, v2 or auto (optional, either version)."),
     Setting("proxy_allow_ips", ("--proxy-allow-from",), ["127.0.0.1", "::1"], to_list,
             "Addresses allowed to send a PROXY protocol header ('*': all)."),
+    Setting("certfile", ("--certfile",), None, to_str, "TLS certificate file (PEM)."),
+    Setting("keyfile", ("--keyfile",), None, to_str, "TLS private key file (PEM)."),
+    Setting("ca_certs", ("--ca-certs",), None, to_str, "CA certificates to verify clients."),
+    Setting("cert_reqs", ("--cert-reqs",), 0, to_int,
+            "Client certificates: 0 none, 1 optional, 2 required."),
+    Setting("ciphers", ("--ciphers",), None, to_str, "TLS ciphers (OpenSSL syntax)."),
+    Setting("ssl_version", ("--ssl-version",), None, lambda v: v,
+            "Ignored: the TLS versions are the ssl module's safe defaults (as gunicorn 21+)."),
+    Setting("do_handshake_on_connect", ("--do-handshake-on-connect",), False, to_bool,
+            "Accepted for compatibility: the handshake always runs before the request, "
+            "in the selector, under a deadline."),
+    Setting("suppress_ragged_eofs", ("--suppress-ragged-eofs",), True, to_bool,
+            "Treat a TLS EOF without close_notify as a normal EOF."),
     Setting("header_map", ("--header-map",), "drop", to_choice("drop", "refuse", "dangerous"),
             "Header names with '_': drop them, refuse the request, or pass them on."),
     # Server hooks, with gunicorn's signatures.
@@ -468,6 +490,8 @@ SETTINGS = (
     Setting("nworkers_changed", (), no_hook, to_callable,
             "nworkers_changed(server, new_value, old_value)"),
     Setting("on_exit", (), no_hook, to_callable, "on_exit(server)"),
+    Setting("ssl_context", (), lambda config, factory: factory(), to_callable,
+            "ssl_context(config, default_ssl_context_factory) -> SSLContext"),
 )
 SETTINGS_BY_NAME = {s.name: s for s in SETTINGS}
 
@@ -478,9 +502,7 @@ NOT_APPLICABLE = frozenset((
     "logconfig_dict", "logconfig_json", "syslog_addr", "syslog", "syslog_prefix",
     "syslog_facility", "disable_redirect_access_to_syslog", "statsd_host",
     "dogstatsd_tags", "statsd_prefix", "paste", "raw_paste_global_conf",
-    "keyfile", "certfile", "ssl_version",
-    "cert_reqs", "ca_certs", "suppress_ragged_eofs", "do_handshake_on_connect",
-    "ciphers", "ssl_context", "root_path", "tolerate_dangerous_framing",
+    "root_path", "tolerate_dangerous_framing",
     "http_protocols", "forwarder_headers", "asgi_loop", "asgi_lifespan", "asgi_disconnect_grace_period",
 ))
 
@@ -661,6 +683,7 @@ class Arbiter:
         self.reexec_pid = 0             # our re-exec'd child, until it exits
         self.pidfile = None
         self.listeners = []
+        self.ssl_context = None
         self.systemd = False
         self.workers = {}               # pid -> SyncWorker
         self.worker_age = 0
@@ -721,6 +744,7 @@ class Arbiter:
         if self.cfg.preload_app and self.app is None:
             self.app = load_app_or_halt(self.cfg, self.log)
             freeze_for_fork()
+        self.ssl_context = make_ssl_context(self.cfg)
         self.listeners, self.systemd = inherited_listeners(self.log)
         if not self.listeners:
             self.listeners = create_listeners(self.cfg, self.log)
@@ -832,6 +856,11 @@ class Arbiter:
                 self.log.error("Reload: the config is not valid, keeping the old one: %s", exc)
             else:
                 cfg.app_uri = cfg.app_uri or self.cfg.app_uri
+                try:
+                    self.ssl_context = make_ssl_context(cfg)
+                except HaltServer as exc:
+                    self.log.error("Reload: %s; keeping the old TLS settings", exc.reason)
+                    cfg.certfile, cfg.keyfile = self.cfg.certfile, self.cfg.keyfile
                 self.cfg = cfg
                 self.log.setup(cfg)
         if self.cfg.bind != old_bind:
@@ -919,6 +948,7 @@ class Arbiter:
         worker = SyncWorker(self.worker_age, self.pid, self.listeners, self.app,
                             self.cfg, self.log)
         worker.generation = self.generation
+        worker.ssl_context = self.ssl_context
         worker.heartbeat = Heartbeat(self.cfg.worker_tmp_dir)
         self.call_hook("pre_fork", self, worker)
         # Signals wait (blocked) until the child has its own handlers: one
@@ -1097,6 +1127,28 @@ class Arbiter:
         self.call_hook("on_exit", self)
         self.log.close()
         return exit_status
+
+
+def make_ssl_context(cfg):
+    """The server's SSLContext (None without ``certfile``), made through the
+    ``ssl_context`` hook with gunicorn's signature."""
+    if not cfg.certfile:
+        return None
+    if ssl is None:
+        raise HaltServer("TLS needs the ssl module, which this Python lacks", 1)
+
+    def default_ssl_context_factory():
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=cfg.ca_certs)
+        context.load_cert_chain(cfg.certfile, cfg.keyfile)
+        context.verify_mode = ssl.VerifyMode(cfg.cert_reqs)
+        if cfg.ciphers:
+            context.set_ciphers(cfg.ciphers)
+        return context
+
+    try:
+        return cfg.ssl_context(cfg, default_ssl_context_factory)
+    except (OSError, ValueError) as exc:
+        raise HaltServer("TLS settings: %s" % exc, 1) from None
 
 
 def reexec_argv():
@@ -1394,6 +1446,7 @@ class SyncWorker:
         self.date = (0, b"")
         self.base_environ = {}
         self.secure_headers = secure_header_keys(cfg)
+        self.ssl_context = None         # set by the master when TLS is on
         self.max_head = 0
 
     # -- process setup -----------------------------------------------------
@@ -1639,7 +1692,7 @@ class SyncWorker:
                 self.close(conn)
                 return
             conn.deadline = time.monotonic() + self.cfg.keepalive
-            if not conn.buffer:
+            if not conn.has_pending():
                 return
 
     def handle_request(self, conn, head):
@@ -1717,7 +1770,7 @@ class Connection:
     """A client socket with its read buffer; non-blocking, with deadlines."""
 
     __slots__ = ("sock", "peer", "listener", "worker", "buffer", "deadline", "fd",
-                 "peer_text", "trusted", "proxy_pending")
+                 "peer_text", "trusted", "proxy_pending", "tls", "tls_pending")
 
     def __init__(self, sock, peer, listener, worker):
         self.sock = sock
@@ -1730,11 +1783,14 @@ class Connection:
         self.peer_text = "%s:%s" % peer[:2] if isinstance(peer, tuple) else "unix"
         self.trusted = is_trusted_proxy(peer, worker.cfg)
         self.proxy_pending = worker.cfg.proxy_protocol != "off"
+        self.tls = self.tls_pending = worker.ssl_context is not None
 
     def read_head(self):
         """The next request head (bytes, without its blank line) if it has
         fully arrived, None if not yet; never blocks."""
         if self.proxy_pending and not self.read_proxy_header():
+            return None
+        if self.tls_pending and not self.start_tls():
             return None
         buffer = self.buffer
         while True:
@@ -1754,8 +1810,11 @@ class Connection:
             self.check_head_size(buffer)
             try:
                 data = self.sock.recv(READ_SIZE)
-            except BlockingIOError:
+            except WANT_READ:
                 return None
+            except WANT_WRITE:
+                self.wait(select.POLLOUT)
+                continue
             except InterruptedError:
                 continue
             except OSError:
@@ -1768,44 +1827,71 @@ class Connection:
         """The PROXY protocol header (v1 or v2) that opens the connection:
         True once it is read (or, in auto mode, known to be absent), False
         while more bytes are needed. The client address it carries becomes
-        the peer (REMOTE_ADDR)."""
+        the peer (REMOTE_ADDR). Bytes are only peeked at past the header's
+        end, so a TLS handshake can follow it on the same socket."""
         mode = self.worker.cfg.proxy_protocol
         while True:
-            buffer = self.buffer
-            header = None
-            if buffer[:6] == b"PROXY " and mode in ("v1", "auto"):
-                end = buffer.find(b"\r\n")
-                if end >= 0:
-                    header, parse = buffer[:end + 2], parse_proxy_v1
-                elif len(buffer) > PROXY_V1_MAX:
-                    raise BadRequest("PROXY v1 line too long")
-            elif buffer[:12] == PROXY_V2_SIGNATURE and mode in ("v2", "auto"):
-                if len(buffer) >= 16:
-                    end = 16 + int.from_bytes(buffer[14:16], "big")
-                    if len(buffer) >= end:
-                        header, parse = buffer[:end], parse_proxy_v2
-            elif len(buffer) >= 12 or not (PROXY_V2_SIGNATURE.startswith(buffer)
-                                          or b"PROXY ".startswith(buffer[:6])):
-                if mode != "auto":
-                    raise BadRequest("PROXY protocol header expected")
-                self.proxy_pending = False
-                return True
-            if header is not None:
-                if not is_allowed(self.peer, self.worker.cfg.proxy_allow_ips):
-                    raise Forbidden("PROXY header from an address not in proxy_allow_ips")
-                self.peer = parse(header) or self.peer
-                self.buffer = buffer[len(header):]
-                self.proxy_pending = False
-                return True
             try:
-                data = self.sock.recv(READ_SIZE)
+                peeked = self.sock.recv(PROXY_MAX, socket.MSG_PEEK)
             except BlockingIOError:
                 return False
             except OSError:
                 raise ClientGone() from None
-            if not data:
+            if not peeked:
                 raise ClientGone()
-            self.buffer = buffer + data
+            data = self.buffer + peeked
+            size = None          # of the whole header, once known
+            if data[:6] == b"PROXY " and mode in ("v1", "auto"):
+                end = data.find(b"\r\n")
+                if end >= 0:
+                    size, parse = end + 2, parse_proxy_v1
+                elif len(data) >= PROXY_V1_MAX:
+                    raise BadRequest("PROXY v1 line too long")
+            elif data[:12] == PROXY_V2_SIGNATURE and mode in ("v2", "auto"):
+                if len(data) >= 16:
+                    size, parse = 16 + int.from_bytes(data[14:16], "big"), parse_proxy_v2
+                    if size > PROXY_MAX:
+                        raise BadRequest("PROXY v2 header too long")
+            elif len(data) >= 12 or not (PROXY_V2_SIGNATURE.startswith(data)
+                                        or b"PROXY ".startswith(data[:6])):
+                if mode != "auto":
+                    raise BadRequest("PROXY protocol header expected")
+                if self.buffer and self.worker.ssl_context is not None:
+                    raise BadRequest("neither a PROXY header nor TLS")
+                self.proxy_pending = False
+                return True
+            take = len(peeked) if size is None else min(len(peeked), size - len(self.buffer))
+            self.buffer += self.sock.recv(take)
+            if size is not None and len(self.buffer) >= size:
+                if not is_allowed(self.peer, self.worker.cfg.proxy_allow_ips):
+                    raise Forbidden("PROXY header from an address not in proxy_allow_ips")
+                self.peer = parse(self.buffer) or self.peer
+                self.buffer = b""
+                self.proxy_pending = False
+                return True
+
+    def start_tls(self):
+        """Wrap the socket and run the TLS handshake without blocking: True
+        when done, False while it waits for the client (parked, under the
+        connection's deadline, so a silent TLS client can not pin a worker)."""
+        if not isinstance(self.sock, ssl.SSLSocket):
+            cfg = self.worker.cfg
+            self.sock = self.worker.ssl_context.wrap_socket(
+                self.sock, server_side=True, do_handshake_on_connect=False,
+                suppress_ragged_eofs=cfg.suppress_ragged_eofs)
+        while True:
+            try:
+                self.sock.do_handshake()
+            except ssl.SSLWantReadError:
+                return False
+            except ssl.SSLWantWriteError:
+                self.wait(select.POLLOUT)
+                continue
+            except (OSError, ValueError) as exc:
+                self.worker.log.debug("TLS handshake with %s failed: %s", self.peer_text, exc)
+                raise ClientGone() from None
+            self.tls_pending = False
+            return True
 
     def check_head_size(self, buffer):
         cfg = self.worker.cfg
@@ -1824,19 +1910,24 @@ class Connection:
         while True:
             try:
                 return self.sock.recv(size)
-            except BlockingIOError:
+            except WANT_READ:
                 self.wait(select.POLLIN)
+            except WANT_WRITE:
+                self.wait(select.POLLOUT)
             except InterruptedError:
                 continue
             except OSError:
                 raise ClientGone() from None
 
+    def has_pending(self):
+        """Bytes already received but not yet parsed (in our buffer, or
+        decrypted inside the TLS layer, where select() can not see them)."""
+        return bool(self.buffer) or (self.tls and self.sock.pending() > 0)
+
     def sendall(self, data):
         try:
             sent = self.sock.send(data)
-        except BlockingIOError:
-            sent = 0
-        except InterruptedError:
+        except (WANT_WRITE + WANT_READ + (InterruptedError,)):
             sent = 0
         except OSError:
             raise ClientGone() from None
@@ -1846,8 +1937,11 @@ class Connection:
         while view:
             try:
                 sent = self.sock.send(view)
-            except (BlockingIOError, InterruptedError):
+            except (BlockingIOError, InterruptedError) + WANT_WRITE:
                 self.wait(select.POLLOUT)
+                continue
+            except WANT_READ:
+                self.wait(select.POLLIN)
                 continue
             except OSError:
                 raise ClientGone() from None
@@ -2110,6 +2204,7 @@ def check_framing(request, cfg):
 
 
 PROXY_V1_MAX = 107     # the longest v1 line, CRLF included
+PROXY_MAX = 4096       # the most we accept of a v2 header (with its TLVs)
 PROXY_V2_SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
 
 
@@ -2415,7 +2510,7 @@ def base_environ(listener, cfg):
         server_name, server_port = "localhost", ""
     return {
         "wsgi.version": (1, 0),
-        "wsgi.url_scheme": "http",
+        "wsgi.url_scheme": "https" if cfg.certfile else "http",
         "wsgi.multithread": False,
         "wsgi.multiprocess": cfg.workers > 1,
         "wsgi.run_once": False,
@@ -2700,7 +2795,7 @@ class Response:
             offset = file.tell()
         except (AttributeError, OSError, io.UnsupportedOperation):
             return False
-        if not stat.S_ISREG(info.st_mode) or self.head_sent:
+        if not stat.S_ISREG(info.st_mode) or self.head_sent or self.conn.tls:
             return False
         count = max(0, info.st_size - offset)
         if self.length is None:
