@@ -430,6 +430,9 @@ SETTINGS = (
             "Headers (from trusted proxies) that mean the request came over https."),
     Setting("forwarded_allow_ips", ("--forwarded-allow-ips",), default_forwarded_allow_ips,
             to_list, "Proxies trusted for secure_scheme_headers and forwarder headers ('*': all)."),
+    Setting("forwarder_headers", ("--forwarder-headers",), ["SCRIPT_NAME", "PATH_INFO"],
+            to_list, "Header names (with '_') that a trusted proxy may use to set these "
+            "environ keys, e.g. SCRIPT_NAME."),
     Setting("accesslog", ("--access-logfile",), None, to_str, "The access log file ('-': stdout)."),
     Setting("access_log_format", ("--access-logformat",), DEFAULT_ACCESS_LOG_FORMAT, to_str,
             "The access log format (gunicorn's atoms)."),
@@ -503,7 +506,7 @@ NOT_APPLICABLE = frozenset((
     "syslog_facility", "disable_redirect_access_to_syslog", "statsd_host",
     "dogstatsd_tags", "statsd_prefix", "paste", "raw_paste_global_conf",
     "root_path", "tolerate_dangerous_framing",
-    "http_protocols", "forwarder_headers", "asgi_loop", "asgi_lifespan", "asgi_disconnect_grace_period",
+    "http_protocols", "asgi_loop", "asgi_lifespan", "asgi_disconnect_grace_period",
 ))
 
 
@@ -1998,7 +2001,7 @@ class Request:
 
     __slots__ = ("method", "uri", "path", "query", "fragment", "version", "headers",
                  "host", "content_length", "chunked", "expect_continue", "keep_alive",
-                 "scheme", "body")
+                 "scheme", "body", "forwarded")
 
     def __init__(self, method, uri, version):
         self.method = method
@@ -2015,6 +2018,7 @@ class Request:
         self.keep_alive = version >= (1, 1)
         self.scheme = None
         self.body = None
+        self.forwarded = []     # forwarder_headers fields, used if the peer is trusted
 
     def __repr__(self):
         return "<Request %s %s>" % (self.method, self.uri)
@@ -2151,6 +2155,9 @@ def check_framing(request, cfg):
     kept = []
     for name, value in request.headers:
         if "_" in name:
+            if name in cfg.forwarder_headers:
+                request.forwarded.append((name, value))
+                continue
             if cfg.header_map == "drop":
                 continue
             if cfg.header_map == "refuse":
@@ -2562,6 +2569,7 @@ def build_environ(request, conn, worker):
         environ["HTTP_HOST"] = request.host
     if conn.trusted:
         apply_proxy_headers(environ, worker.secure_headers)
+        environ.update(request.forwarded)
     return environ
 
 
