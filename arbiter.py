@@ -55,13 +55,15 @@ import collections
 import difflib
 import email.utils
 import errno
-import fcntl
 import importlib
 import io
 import ipaddress
+import json
 import logging
+import mmap
 import os
 import random
+import resource
 import re
 import select
 import selectors
@@ -69,6 +71,7 @@ import shlex
 import signal
 import socket
 import stat
+import struct
 import sys
 import tempfile
 import time
@@ -105,6 +108,9 @@ MASTER_SIGNALS = ("HUP", "TERM", "INT", "QUIT", "TTIN", "TTOU", "USR1",
                   "USR2", "WINCH", "CHLD")
 SIGNAL_NAMES = {getattr(signal, "SIG" + name): name.lower()
                 for name in MASTER_SIGNALS}
+
+# Why a worker asks to be replaced (a byte in its scoreboard slot).
+RECYCLE_REASONS = {1: "max requests", 2: "memory"}
 
 # How long the master waits between a SIGABRT (stack dump) and SIGKILL to a
 # worker that timed out: long enough for a Python stack to reach the log.
@@ -165,7 +171,8 @@ REASONS = {
     404: "Not Found", 405: "Method Not Allowed", 408: "Request Timeout",
     413: "Content Too Large", 414: "URI Too Long",
     431: "Request Header Fields Too Large", 500: "Internal Server Error",
-    501: "Not Implemented", 505: "HTTP Version Not Supported",
+    501: "Not Implemented", 503: "Service Unavailable",
+    505: "HTTP Version Not Supported",
 }
 
 
@@ -392,6 +399,15 @@ SETTINGS = (
             "Kill a worker silent for this many seconds (its stack is logged first)."),
     Setting("graceful_timeout", ("--graceful-timeout",), 30, to_int,
             "Seconds a stopping worker may take to finish its requests."),
+    Setting("shutdown_delay", ("--shutdown-delay",), 0.0, to_float,
+            "On TERM, keep serving this many seconds before stopping (the status "
+            "endpoint says 'draining' meanwhile), so load balancers can deregister us."),
+    Setting("boot_timeout", ("--boot-timeout",), 0, to_int,
+            "Stop the server if a worker has not booted after this many seconds (0: off)."),
+    Setting("max_worker_memory", ("--max-worker-memory",), 0, to_int,
+            "Recycle a worker whose RSS passed this many MB, after its request (0: off)."),
+    Setting("status_bind", ("--status-bind",), None, to_str,
+            "Address where the master answers a tiny HTTP status/health endpoint."),
     Setting("keepalive", ("--keep-alive",), 2, to_int,
             "Seconds to keep an idle keep-alive connection open (0: no keep-alive)."),
     Setting("limit_request_line", ("--limit-request-line",), 4094, to_int,
@@ -696,6 +712,13 @@ class Arbiter:
         self.signal_queue = collections.deque()
         self.wakeup_pipe = None
         self.shutdown = None            # "graceful" or "quick" once asked to stop
+        self.drain_until = None         # TERM with --shutdown-delay: serve until then
+        self.scoreboard = None
+        self.status_listener = None
+        self.started_at = time.monotonic()
+        self.watchdog_interval = systemd_watchdog_interval()
+        self.next_watchdog = 0.0
+        self.served_by_gone = 0         # requests served by workers that exited
         self.start_cwd = os.getcwd()
         self.start_argv = reexec_argv()
 
@@ -712,6 +735,7 @@ class Arbiter:
             self.manage_workers()
             while self.shutdown is None:
                 self.maybe_promote_master()
+                self.keep_systemd_informed()
                 if self.signal_queue:
                     name = SIGNAL_NAMES[self.signal_queue.popleft()]
                     if name != "chld":
@@ -756,7 +780,12 @@ class Arbiter:
         self.log.info("Using worker: sync")
         for warning in self.cfg.warnings:
             self.log.warning("%s", warning)
+        self.scoreboard = Scoreboard()
+        if self.cfg.status_bind:
+            self.status_listener = create_status_listener(self.cfg, self.log)
         self.call_hook("when_ready", self)
+        sd_notify("READY=1\nMAINPID=%d\nSTATUS=Serving on %s" % (
+            self.pid, ", ".join(listener_url(s) for s in self.listeners)), self.log)
 
     def init_signals(self):
         """Signal handlers only record; a byte on the self-pipe wakes sleep()."""
@@ -776,12 +805,18 @@ class Arbiter:
         self.signal_queue.append(signum)
 
     def sleep(self, timeout):
-        """Wait for a signal (its byte on the self-pipe) or the timeout."""
+        """Wait for a signal (its byte on the self-pipe), a status request, or
+        the timeout."""
+        waiting = [self.wakeup_pipe[0]]
+        if self.status_listener is not None:
+            waiting.append(self.status_listener)
         try:
-            ready, _, _ = select.select([self.wakeup_pipe[0]], [], [], max(0.0, timeout))
+            ready, _, _ = select.select(waiting, [], [], max(0.0, timeout))
         except InterruptedError:
             return
-        if ready:
+        if self.status_listener in ready:
+            self.answer_status()
+        if self.wakeup_pipe[0] in ready:
             try:
                 while os.read(self.wakeup_pipe[0], 4096):
                     pass
@@ -792,6 +827,10 @@ class Arbiter:
         """Seconds until something may need doing: at most one."""
         now = time.monotonic()
         soonest = 1.0
+        if self.drain_until is not None:
+            soonest = min(soonest, self.drain_until - now)
+        if self.watchdog_interval:
+            soonest = min(soonest, self.next_watchdog - now)
         for worker in self.workers.values():
             if worker.aborted_at is not None:
                 soonest = min(soonest, worker.aborted_at + ABORT_GRACE - now)
@@ -804,15 +843,67 @@ class Arbiter:
         except Exception:
             self.log.exception("Exception in the %s hook", name)
 
+    def answer_status(self):
+        """In the master: one request to --status-bind, answered with JSON;
+        200 while serving, 503 while starting or draining. The client has
+        half a second to send its request head."""
+        try:
+            client, _ = self.status_listener.accept()
+        except OSError:
+            return
+        with client:
+            client.settimeout(0.5)
+            try:
+                client.recv(8192)
+                status, body = self.status()
+                text = json.dumps(body, sort_keys=True).encode() + b"\n"
+                client.sendall(b"HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
+                               b"Content-Length: %d\r\nConnection: close\r\n\r\n%s"
+                               % (status, REASONS[status].encode(), len(text), text))
+            except OSError:
+                pass
+
+    def status(self):
+        """(HTTP status, JSON-able dict) of the server, from the scoreboard."""
+        workers = list(self.workers.values())
+        busy = sum(self.scoreboard.busy(w.slot) for w in workers)
+        served = self.served_by_gone + sum(self.scoreboard.requests(w.slot) for w in workers)
+        booted = sum(1 for w in workers if w.booted and w.retired_at is None)
+        draining = self.drain_until is not None or self.shutdown is not None
+        state = "draining" if draining else "ready" if booted else "starting"
+        return (200 if state == "ready" else 503), {
+            "status": state, "pid": self.pid, "workers": len(workers),
+            "workers_booted": booted, "workers_busy": busy, "workers_wanted": self.num_workers,
+            "requests": served, "uptime": round(time.monotonic() - self.started_at, 3),
+            "version": __version__}
+
     # -- signal handlers, in the docstring's order -------------------------
 
     def handle_hup(self):
         """Reload the config and the app; new workers replace the old ones."""
         self.log.info("Hang up: %s", self.master_name)
+        sd_notify("RELOADING=1\nMONOTONIC_USEC=%d" % (time.monotonic() * 1e6), self.log)
         self.reload()
+        sd_notify("READY=1", self.log)
 
     def handle_term(self):
-        self.shutdown = "graceful"
+        """Graceful stop; with --shutdown-delay, first keep serving (and say
+        "draining") for that long. A second TERM stops at once."""
+        if self.cfg.shutdown_delay and self.drain_until is None:
+            self.log.info("Draining: serving %ss more before stopping", self.cfg.shutdown_delay)
+            self.drain_until = time.monotonic() + self.cfg.shutdown_delay
+            sd_notify("STATUS=Draining", self.log)
+        else:
+            self.shutdown = "graceful"
+
+    def keep_systemd_informed(self):
+        """The watchdog ping, and the end of a --shutdown-delay."""
+        now = time.monotonic()
+        if self.watchdog_interval and now >= self.next_watchdog:
+            sd_notify("WATCHDOG=1", self.log)
+            self.next_watchdog = now + self.watchdog_interval
+        if self.drain_until is not None and now >= self.drain_until:
+            self.shutdown = "graceful"
 
     def handle_int(self):
         self.shutdown = "quick"
@@ -920,6 +1011,7 @@ class Arbiter:
         if self.pidfile is not None:
             self.pidfile.rename(self.cfg.pidfile)
         set_process_title("master [%s]" % self.proc_name)
+        sd_notify("MAINPID=%d\nREADY=1" % self.pid, self.log)
 
     # -- workers -----------------------------------------------------------
 
@@ -952,6 +1044,9 @@ class Arbiter:
                             self.cfg, self.log)
         worker.generation = self.generation
         worker.ssl_context = self.ssl_context
+        worker.scoreboard = self.scoreboard
+        worker.slot = self.scoreboard.claim()
+        worker.spawned_at = time.monotonic()
         worker.heartbeat = Heartbeat(self.cfg.worker_tmp_dir)
         self.call_hook("pre_fork", self, worker)
         # Signals wait (blocked) until the child has its own handlers: one
@@ -996,6 +1091,8 @@ class Arbiter:
         for other in self.workers.values():
             other.heartbeat.close()
         self.workers = {}
+        if self.status_listener is not None:
+            self.status_listener.close()
         self.signal_queue.clear()
 
     def retire_worker(self, worker, sig=signal.SIGTERM):
@@ -1030,6 +1127,13 @@ class Arbiter:
                 continue
             last_beat, booted = worker.heartbeat.status()
             worker.booted = worker.booted or booted
+            if not worker.booted and self.cfg.boot_timeout and \
+                    now - worker.spawned_at > self.cfg.boot_timeout:
+                self.log.error("Worker (pid:%s) did not boot within %ss (--boot-timeout)",
+                               worker.pid, self.cfg.boot_timeout)
+                raise HaltServer("Worker boot timeout.", WORKER_BOOT_ERROR)
+            if worker.generation >= 0 and self.scoreboard.recycle_reason(worker.slot):
+                worker.generation = -1  # outdated: replaced as soon as its successor boots
             if self.cfg.timeout and now - last_beat > self.cfg.timeout:
                 self.log.critical("WORKER TIMEOUT (pid:%s)", worker.pid)
                 worker.aborted_at = now
@@ -1054,7 +1158,9 @@ class Arbiter:
                 continue
             booted = worker.booted or worker.heartbeat.status()[1]
             worker.heartbeat.close()
+            self.served_by_gone += self.scoreboard.requests(worker.slot)
             self.log_worker_exit(worker, status)
+            self.scoreboard.release(worker.slot)
             self.call_hook("child_exit", self, worker)
             code = os.waitstatus_to_exitcode(status) if hasattr(os, "waitstatus_to_exitcode") \
                 else (status >> 8)
@@ -1073,8 +1179,11 @@ class Arbiter:
 
     def log_worker_exit(self, worker, status):
         """Say why a worker died: exit code, signal, timeout or recycling."""
+        recycled = self.scoreboard.recycle_reason(worker.slot)
         if worker.aborted_at is not None:
             cause = "timeout"
+        elif recycled:
+            cause = "recycled: %s" % RECYCLE_REASONS[recycled]
         elif worker.retired_at is not None:
             cause = "stopped"
         else:
@@ -1100,11 +1209,13 @@ class Arbiter:
     def stop(self, graceful=True):
         """Close the listeners, stop the workers (TERM: finish requests; QUIT:
         now), wait up to ``graceful_timeout``, then SIGKILL what is left."""
+        sd_notify("STOPPING=1", self.log)
         unlink = not (self.reexec_pid or self.master_pid or self.systemd
                       or self.cfg.reuse_port)
         close_listeners(self.listeners, unlink)
         self.listeners = []
-        self.kill_workers(signal.SIGTERM if graceful else signal.SIGQUIT)
+        for worker in list(self.workers.values()):
+            self.retire_worker(worker, signal.SIGTERM if graceful else signal.SIGQUIT)
         self.wait_for_workers(self.cfg.graceful_timeout)
         if self.workers:
             self.kill_workers(signal.SIGKILL)
@@ -1127,6 +1238,8 @@ class Arbiter:
             self.log.info("Reason: %s", reason)
         if self.pidfile is not None:
             self.pidfile.unlink()
+        if self.status_listener is not None:
+            close_listeners([self.status_listener], unlink=True)
         self.call_hook("on_exit", self)
         self.log.close()
         return exit_status
@@ -1160,6 +1273,44 @@ def reexec_argv():
     if getattr(sys, "orig_argv", None):
         return [sys.executable] + list(sys.orig_argv[1:])
     return [sys.executable] + [os.path.abspath(sys.argv[0])] + sys.argv[1:]
+
+
+class Scoreboard:
+    """Shared memory (an anonymous mmap, inherited across fork) with one slot
+    per worker: busy or not, why it wants replacing, requests served. A
+    worker updates its slot without a system call; the master reads it."""
+
+    SLOT = struct.Struct("=BB6xQ")      # busy, recycle reason, requests
+    SLOTS = 1024
+
+    def __init__(self):
+        self.memory = mmap.mmap(-1, self.SLOT.size * self.SLOTS)
+        self.free = list(range(self.SLOTS - 1, -1, -1))
+
+    def claim(self):
+        if not self.free:
+            return None
+        slot = self.free.pop()
+        self.SLOT.pack_into(self.memory, slot * self.SLOT.size, 0, 0, 0)
+        return slot
+
+    def release(self, slot):
+        if slot is not None:
+            self.free.append(slot)
+
+    def read(self, slot):
+        if slot is None:
+            return 0, 0, 0
+        return self.SLOT.unpack_from(self.memory, slot * self.SLOT.size)
+
+    def busy(self, slot):
+        return self.read(slot)[0]
+
+    def recycle_reason(self, slot):
+        return self.read(slot)[1]
+
+    def requests(self, slot):
+        return self.read(slot)[2]
 
 
 class Heartbeat:
@@ -1381,6 +1532,21 @@ def inherited_listeners(log):
     return listeners, False
 
 
+def create_status_listener(cfg, log):
+    """The master's own socket for --status-bind (never given to workers)."""
+    family, address = parse_address(cfg.status_bind)
+    if family is None:
+        sock = socket.socket(fileno=address)
+    else:
+        try:
+            sock = bind_socket(family, address, cfg)
+        except OSError as exc:
+            raise HaltServer("Can't bind the status endpoint %s: %s"
+                             % (cfg.status_bind, exc.strerror), 1) from None
+    log.info("Status endpoint at: %s", listener_url(sock))
+    return sock
+
+
 def listener_url(sock):
     address = sock.getsockname()
     if sock.family == socket.AF_UNIX:
@@ -1434,7 +1600,8 @@ class SyncWorker:
         self.retired_at = None          # master side: when SIGTERM was sent
         self.alive = True
         self.draining = False
-        self.recycling = False          # max_requests reached
+        self.recycling = False          # max_requests or max_worker_memory reached
+        self.recycle_reason = 0         # see RECYCLE_REASONS
         self.backlog = []               # (sock, peer, listener) taken on TERM
         self.nr = 0
         self.max_requests = 0
@@ -1442,6 +1609,10 @@ class SyncWorker:
         self.connections = set()
         self.accepting = False
         self.request = None             # the request in the app, for a timeout report
+        self.scoreboard = None
+        self.slot = None
+        self.slot_offset = None
+        self.spawned_at = None
         self.reopen_logs = False
         self.wake_pipe = None
         self.last_beat = 0.0
@@ -1521,6 +1692,8 @@ class SyncWorker:
         self.max_head = ((cfg.limit_request_line or 65536) + 2 +
                          (cfg.limit_request_fields or 1000) *
                          (cfg.limit_request_field_size or DEFAULT_FIELD_SIZE) + 2)
+        if self.slot is not None:
+            self.slot_offset = self.slot * Scoreboard.SLOT.size
         self.selector = selectors.DefaultSelector()
         self.selector.register(self.wake_pipe[0], selectors.EVENT_READ, WAKE)
         for sock in self.sockets:
@@ -1709,15 +1882,12 @@ class SyncWorker:
             environ = build_environ(request, conn, self)
             response = Response(conn, request, self)
             if self.max_requests:
-                if self.nr >= self.max_requests:
-                    self.log.info("Autorestarting worker after current request.")
-                    self.alive = False
-                    self.recycling = True
-                if self.max_requests - self.nr < len(self.connections):
-                    response.must_close = True
+                self.count_against_max_requests(response)
             if not self.alive or not self.cfg.keepalive:
                 response.must_close = True
             self.request = request
+            if self.slot_offset is not None:
+                self.scoreboard.memory[self.slot_offset] = 1     # busy
             self.cfg.pre_request(self, request)
             result = self.app(environ, response.start_response)
             try:
@@ -1733,6 +1903,11 @@ class SyncWorker:
             self.request = None
             response = self.handle_error(conn, request, response, exc)
             keep_alive = False
+        if self.slot_offset is not None:
+            Scoreboard.SLOT.pack_into(self.scoreboard.memory, self.slot_offset, 0,
+                                      self.recycle_reason, self.nr)
+        if self.cfg.max_worker_memory and not self.recycling:
+            self.check_memory()
         if self.log.access_enabled and response is not None:
             self.log.access(response, request, environ or {}, time.time() - started)
         if request is not None:
@@ -1741,6 +1916,34 @@ class SyncWorker:
             except Exception:
                 self.log.exception("Exception in the post_request hook")
         return keep_alive
+
+    def count_against_max_requests(self, response):
+        """Near ``max_requests``, every open connection may still bring one
+        request: tell clients to close in time, so no worker serves more than
+        its limit. Ask the master early for a successor (spawn before kill)."""
+        left = self.max_requests - self.nr
+        if left <= 0:
+            self.log.info("Autorestarting worker after current request.")
+            self.alive = False
+            self.recycling = True
+        if left < len(self.connections):
+            response.must_close = True
+        if left <= max(len(self.connections), self.max_requests // 10):
+            self.recycle_reason = self.recycle_reason or 1
+
+    def check_memory(self):
+        """--max-worker-memory: after a request that took the peak RSS over
+        the limit, stop gracefully (the master replaces us)."""
+        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+        if peak_mb > self.cfg.max_worker_memory:
+            self.log.warning("Worker (pid:%s) RSS %d MB is over --max-worker-memory %d MB; "
+                             "recycling it", self.pid, peak_mb, self.cfg.max_worker_memory)
+            self.alive = False
+            self.recycling = True
+            self.recycle_reason = 2
+            if self.slot_offset is not None:
+                Scoreboard.SLOT.pack_into(self.scoreboard.memory, self.slot_offset, 0,
+                                          self.recycle_reason, self.nr)
 
     def handle_error(self, conn, request, response, exc):
         """The one place an exception becomes an HTTP answer (or a close)."""
@@ -3049,6 +3252,32 @@ class Log:
             self.access_log.info(self.access_format % atoms)
         except (TypeError, ValueError, KeyError):
             self.error_log.exception("Failed to write the access log line")
+
+
+def sd_notify(state, log):
+    """Tell systemd (Type=notify) how we are: READY=1, RELOADING=1,
+    STOPPING=1, STATUS=..., WATCHDOG=1. A no-op without $NOTIFY_SOCKET."""
+    address = os.environ.get("NOTIFY_SOCKET")
+    if not address:
+        return
+    if address[0] == "@":
+        address = "\0" + address[1:]  # an abstract socket
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+            sock.connect(address)
+            sock.sendall(state.encode())
+    except OSError as exc:
+        log.debug("sd_notify to %s failed: %s", address, exc)
+
+
+def systemd_watchdog_interval():
+    """Seconds between WATCHDOG=1 pings (half of $WATCHDOG_USEC), or 0."""
+    try:
+        usec = int(os.environ.get("WATCHDOG_USEC", "0"))
+        pid = int(os.environ.get("WATCHDOG_PID", os.getpid()))
+    except ValueError:
+        return 0.0
+    return usec / 2e6 if usec > 0 and pid == os.getpid() else 0.0
 
 
 def set_process_title(title):
