@@ -60,6 +60,8 @@ import io
 import ipaddress
 import json
 import logging
+import logging.config
+import logging.handlers
 import mmap
 import os
 import random
@@ -456,6 +458,24 @@ SETTINGS = (
             "The error log file ('-': stderr)."),
     Setting("loglevel", ("--log-level",), "info",
             to_choice("debug", "info", "warning", "error", "critical"), "The error log level."),
+    Setting("logconfig", ("--log-config",), None, to_str,
+            "A logging config file (logging.config.fileConfig format)."),
+    Setting("logconfig_json", ("--log-config-json",), None, to_str,
+            "A logging config as a JSON file (dictConfig schema)."),
+    Setting("logconfig_dict", (), {}, to_dict, "A logging config dict (dictConfig schema)."),
+    Setting("syslog", ("--log-syslog",), False, to_bool, "Send the logs to syslog too."),
+    Setting("syslog_addr", ("--log-syslog-to",), "udp://localhost:514", to_str,
+            "Syslog address: unix://PATH, udp://HOST:PORT or tcp://HOST:PORT."),
+    Setting("syslog_prefix", ("--log-syslog-prefix",), None, to_str,
+            "The program name in syslog lines."),
+    Setting("syslog_facility", ("--log-syslog-facility",), "user", to_str, "Syslog facility."),
+    Setting("disable_redirect_access_to_syslog", ("--disable-redirect-access-to-syslog",),
+            False, to_bool, "Do not send the access log to syslog."),
+    Setting("statsd_host", ("--statsd-host",), None, to_str,
+            "HOST:PORT of a statsd server for metrics."),
+    Setting("statsd_prefix", ("--statsd-prefix",), "", to_str, "Prefix of every metric."),
+    Setting("dogstatsd_tags", ("--dogstatsd-tags",), "", to_str,
+            "Comma-separated key:value tags (DogStatsD)."),
     Setting("capture_output", ("--capture-output",), False, to_bool,
             "Send the workers' stdout and stderr to the error log."),
     Setting("enable_stdio_inheritance", ("-R", "--enable-stdio-inheritance"), False, to_bool,
@@ -517,10 +537,7 @@ SETTINGS_BY_NAME = {s.name: s for s in SETTINGS}
 # gunicorn settings that have no meaning here: a config file that sets them
 # still boots, with one warning each.
 NOT_APPLICABLE = frozenset((
-    "threads", "reload_engine", "spew", "logger_class", "logconfig",
-    "logconfig_dict", "logconfig_json", "syslog_addr", "syslog", "syslog_prefix",
-    "syslog_facility", "disable_redirect_access_to_syslog", "statsd_host",
-    "dogstatsd_tags", "statsd_prefix", "paste", "raw_paste_global_conf",
+    "threads", "reload_engine", "spew", "logger_class", "paste", "raw_paste_global_conf",
     "root_path", "tolerate_dangerous_framing",
     "http_protocols", "asgi_loop", "asgi_lifespan", "asgi_disconnect_grace_period",
 ))
@@ -718,6 +735,7 @@ class Arbiter:
         self.started_at = time.monotonic()
         self.watchdog_interval = systemd_watchdog_interval()
         self.next_watchdog = 0.0
+        self.next_metrics = 0.0
         self.served_by_gone = 0         # requests served by workers that exited
         self.start_cwd = os.getcwd()
         self.start_argv = reexec_argv()
@@ -735,7 +753,7 @@ class Arbiter:
             self.manage_workers()
             while self.shutdown is None:
                 self.maybe_promote_master()
-                self.keep_systemd_informed()
+                self.do_periodic_work()
                 if self.signal_queue:
                     name = SIGNAL_NAMES[self.signal_queue.popleft()]
                     if name != "chld":
@@ -896,9 +914,15 @@ class Arbiter:
         else:
             self.shutdown = "graceful"
 
-    def keep_systemd_informed(self):
-        """The watchdog ping, and the end of a --shutdown-delay."""
+    def do_periodic_work(self):
+        """The systemd watchdog ping, the end of a --shutdown-delay, and the
+        worker gauges for statsd (once a second)."""
         now = time.monotonic()
+        if self.log.statsd and now >= self.next_metrics:
+            self.next_metrics = now + 1.0
+            busy = sum(self.scoreboard.busy(w.slot) for w in self.workers.values())
+            self.log.statsd.send("gunicorn.workers:%d|g\ngunicorn.workers.busy:%d|g"
+                                 % (len(self.workers), busy))
         if self.watchdog_interval and now >= self.next_watchdog:
             sd_notify("WATCHDOG=1", self.log)
             self.next_watchdog = now + self.watchdog_interval
@@ -1908,7 +1932,7 @@ class SyncWorker:
                                       self.recycle_reason, self.nr)
         if self.cfg.max_worker_memory and not self.recycling:
             self.check_memory()
-        if self.log.access_enabled and response is not None:
+        if response is not None and (self.log.access_enabled or self.log.statsd):
             self.log.access(response, request, environ or {}, time.time() - started)
         if request is not None:
             try:
@@ -3133,12 +3157,21 @@ def freeze_for_fork():
 
 
 class AccessAtoms(dict):
-    """gunicorn's access-log atoms; an unknown atom is '-'."""
+    """gunicorn's access-log atoms; an unknown atom is '-'. For a JSON format
+    every value is JSON-escaped, so the line stays valid JSON whatever the
+    client sent (quotes, backslashes, control characters)."""
 
-    def __init__(self, values, environ, response):
+    def __init__(self, values, environ, response, json_escape=False):
         super().__init__(values)
         self.environ = environ
         self.response = response
+        self.json_escape = json_escape
+
+    def __getitem__(self, key):
+        value = super().__getitem__(key)
+        if self.json_escape:
+            return json.dumps(str(value))[1:-1]
+        return value
 
     def __missing__(self, key):
         if key.startswith("{") and len(key) > 3 and key[-2] == "}":
@@ -3155,20 +3188,28 @@ class AccessAtoms(dict):
 
 
 class Log:
-    """The error log (logging, gunicorn's format) and the access log."""
+    """The error log and the access log: loggers named as gunicorn's
+    (``gunicorn.error``, ``gunicorn.access``), so logging configs written for
+    gunicorn apply; plus syslog and statsd when asked for."""
 
     ERROR_FORMAT = "%(asctime)s [%(process)d] [%(levelname)s] %(message)s"
     DATE_FORMAT = "[%Y-%m-%d %H:%M:%S %z]"
 
     def __init__(self, cfg):
-        self.error_log = logging.getLogger("arbiter.error")
-        self.access_log = logging.getLogger("arbiter.access")
+        self.error_log = logging.getLogger("gunicorn.error")
+        self.access_log = logging.getLogger("gunicorn.access")
         self.access_format = cfg.access_log_format
+        self.access_json = False
         self.access_enabled = False
+        self.statsd = None
+        self.cfg = cfg
         self.setup(cfg)
 
     def setup(self, cfg):
+        """(Re)build the handlers from the settings: ours, or a logging
+        config (file, JSON file or dict), then syslog, then statsd."""
         self.close()
+        self.cfg = cfg
         for logger, target, stream in ((self.error_log, cfg.errorlog, sys.stderr),
                                        (self.access_log, cfg.accesslog, sys.stdout)):
             logger.propagate = False
@@ -3179,14 +3220,46 @@ class Log:
                 continue
             handler = logging.StreamHandler(stream) if target == "-" else \
                 logging.FileHandler(target)
+            handler.setFormatter(logging.Formatter(
+                self.ERROR_FORMAT if logger is self.error_log else "%(message)s",
+                self.DATE_FORMAT))
             logger.addHandler(handler)
-        self.error_log.handlers[0].setFormatter(
-            logging.Formatter(self.ERROR_FORMAT, self.DATE_FORMAT)) if self.error_log.handlers \
-            else None
         self.error_log.setLevel(getattr(logging, cfg.loglevel.upper()))
         self.access_log.setLevel(logging.INFO)
+        apply_logging_config(cfg)
+        if cfg.syslog:
+            self.add_syslog(cfg)
+        if cfg.capture_output and cfg.errorlog not in (None, "-"):
+            self.capture_output(cfg.errorlog)
         self.access_format = cfg.access_log_format
+        # A format that is a JSON object gets its values JSON-escaped.
+        self.access_json = cfg.access_log_format.lstrip().startswith("{")
         self.access_enabled = bool(self.access_log.handlers)
+        self.statsd = Statsd(cfg) if cfg.statsd_host else None
+
+    def add_syslog(self, cfg):
+        address = cfg.syslog_addr
+        if address.startswith("unix://"):
+            target, kind = address[len("unix://"):], socket.SOCK_DGRAM
+        else:
+            scheme, _, rest = address.partition("://")
+            host, _, port = rest.rpartition(":")
+            target = (host or "localhost", int(port or 514))
+            kind = socket.SOCK_STREAM if scheme == "tcp" else socket.SOCK_DGRAM
+        handler = logging.handlers.SysLogHandler(target, cfg.syslog_facility, kind)
+        prefix = cfg.syslog_prefix or cfg.name
+        handler.setFormatter(logging.Formatter(
+            "%s[%%(process)d]: [%%(levelname)s] %%(message)s" % prefix.replace("%", "%%")))
+        self.error_log.addHandler(handler)
+        if not cfg.disable_redirect_access_to_syslog:
+            self.access_log.addHandler(handler)
+
+    def capture_output(self, path):
+        """--capture-output: stdout and stderr go to the error log file."""
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        os.close(fd)
 
     def reopen(self):
         """USR1: reopen the log files (after logrotate moved them)."""
@@ -3211,15 +3284,23 @@ class Log:
 
     def warning(self, msg, *args):
         self.error_log.warning(msg, *args)
+        if self.statsd:
+            self.statsd.send("gunicorn.log.warning:1|c")
 
     def error(self, msg, *args):
         self.error_log.error(msg, *args)
+        if self.statsd:
+            self.statsd.send("gunicorn.log.error:1|c")
 
     def critical(self, msg, *args):
         self.error_log.critical(msg, *args)
+        if self.statsd:
+            self.statsd.send("gunicorn.log.critical:1|c")
 
     def exception(self, msg, *args):
         self.error_log.exception(msg, *args)
+        if self.statsd:
+            self.statsd.send("gunicorn.log.exception:1|c")
 
     def log(self, level, msg, *args):
         self.error_log.log(level, msg, *args)
@@ -3238,6 +3319,12 @@ class Log:
                 user = binascii.a2b_base64(auth[6:]).decode("latin-1").split(":", 1)[0]
             except (binascii.Error, ValueError):
                 pass
+        if self.statsd:
+            self.statsd.send("gunicorn.requests:1|c\ngunicorn.request.duration:%d|ms\n"
+                             "gunicorn.request.status.%s:1|c"
+                             % (request_time * 1000, status.split(None, 1)[0]))
+        if not self.access_enabled:
+            return
         atoms = AccessAtoms({
             "h": environ.get("REMOTE_ADDR", "-"), "l": "-", "u": user,
             "t": time.strftime("[%d/%b/%Y:%H:%M:%S %z]"),
@@ -3247,11 +3334,52 @@ class Log:
             "f": environ.get("HTTP_REFERER", "-"), "a": environ.get("HTTP_USER_AGENT", "-"),
             "T": int(request_time), "D": int(request_time * 1000000),
             "M": int(request_time * 1000), "L": "%.6f" % request_time, "p": "<%d>" % os.getpid(),
-        }, environ, response)
+        }, environ, response, self.access_json)
         try:
             self.access_log.info(self.access_format % atoms)
         except (TypeError, ValueError, KeyError):
             self.error_log.exception("Failed to write the access log line")
+
+
+class Statsd:
+    """Metrics over UDP in the statsd format, with gunicorn's names
+    (``gunicorn.requests``, ``gunicorn.request.duration``,
+    ``gunicorn.request.status.N``, ``gunicorn.workers``, ``gunicorn.log.*``)
+    and ``gunicorn.workers.busy``. Sending never blocks and never fails."""
+
+    def __init__(self, cfg):
+        host, _, port = cfg.statsd_host.rpartition(":")
+        self.address = (host.strip("[]") or "localhost", int(port or 8125))
+        prefix = cfg.statsd_prefix
+        self.prefix = prefix + "." if prefix and not prefix.endswith(".") else prefix
+        self.tags = "|#" + cfg.dogstatsd_tags if cfg.dogstatsd_tags else ""
+        self.sock = None
+
+    def send(self, metrics):
+        if self.sock is None:
+            self.sock = socket.socket(socket.AF_INET6 if ":" in self.address[0]
+                                      else socket.AF_INET, socket.SOCK_DGRAM)
+            self.sock.setblocking(False)
+        lines = [self.prefix + line + self.tags for line in metrics.split("\n")]
+        try:
+            self.sock.sendto("\n".join(lines).encode(), self.address)
+        except OSError:
+            pass
+
+
+def apply_logging_config(cfg):
+    """--log-config (fileConfig), --log-config-json or ``logconfig_dict``."""
+    try:
+        if cfg.logconfig_dict:
+            logging.config.dictConfig(dict({"version": 1, "disable_existing_loggers": False},
+                                           **cfg.logconfig_dict))
+        elif cfg.logconfig_json:
+            with open(cfg.logconfig_json) as f:
+                logging.config.dictConfig(json.load(f))
+        elif cfg.logconfig:
+            logging.config.fileConfig(cfg.logconfig, disable_existing_loggers=False)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError("logging config: %s" % exc) from None
 
 
 def sd_notify(state, log):
