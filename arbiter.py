@@ -296,7 +296,7 @@ def to_workers(value):
 
 
 def to_bool(value):
-    if isinstance(value, bool):
+    if isinstance(value, bool) or value is None:  # None: "the default" (gunicorn's sendfile)
         return value
     if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on", "y"):
         return True
@@ -309,6 +309,13 @@ def to_str(value):
     if value is None or isinstance(value, str):
         return value
     raise ConfigError("not a string: %r" % (value,))
+
+
+def to_user_or_group(value):
+    """A name or a numeric id (gunicorn's default is our own euid/egid)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return to_str(value)
 
 
 def to_list(value):
@@ -352,6 +359,11 @@ def to_callable(value):
         value = import_string(value)
     if not callable(value):
         raise ConfigError("not callable: %r" % (value,))
+    return value
+
+
+def ignored(value):
+    """The converter of gunicorn settings that mean nothing here."""
     return value
 
 
@@ -436,8 +448,10 @@ SETTINGS = (
     Setting("pidfile", ("-p", "--pid"), None, to_str, "Write the master's pid to this file."),
     Setting("worker_tmp_dir", ("--worker-tmp-dir",), None, to_str,
             "Directory for the workers' heartbeat files."),
-    Setting("user", ("-u", "--user"), None, to_str, "Run workers as this user."),
-    Setting("group", ("-g", "--group"), None, to_str, "Run workers as this group."),
+    Setting("user", ("-u", "--user"), None, to_user_or_group,
+            "Run workers as this user (name or id)."),
+    Setting("group", ("-g", "--group"), None, to_user_or_group,
+            "Run workers as this group (name or id)."),
     Setting("umask", ("-m", "--umask"), 0, to_int, "umask for files the server writes (unix sockets)."),
     Setting("initgroups", ("--initgroups",), False, to_bool,
             "Set the workers' supplementary groups from the user's groups."),
@@ -531,17 +545,54 @@ SETTINGS = (
     Setting("on_exit", (), no_hook, to_callable, "on_exit(server)"),
     Setting("ssl_context", (), lambda config, factory: factory(), to_callable,
             "ssl_context(config, default_ssl_context_factory) -> SSLContext"),
+    # gunicorn settings with no meaning here (other workers, ASGI, HTTP/2, paste,
+    # dirty arbiters, control socket): accepted so that existing command lines
+    # and config files still work, with one warning each, and ignored.
+    Setting("threads", ("--threads",), 1, ignored, "Ignored (gthread worker)."),
+    Setting("reload_engine", ("--reload-engine",), "auto", ignored,
+            "Ignored: --reload always polls."),
+    Setting("spew", ("--spew",), False, ignored, "Ignored."),
+    Setting("logger_class", ("--logger-class",), None, ignored, "Ignored."),
+    Setting("enable_backlog_metric", ("--enable-backlog-metric",), False, ignored, "Ignored."),
+    Setting("paste", ("--paste", "--paster"), None, ignored, "Ignored (no paste)."),
+    Setting("raw_paste_global_conf", ("--paste-global",), [], ignored, "Ignored."),
+    Setting("protocol", ("--protocol",), "http", ignored, "Ignored: HTTP only."),
+    Setting("uwsgi_allow_ips", ("--uwsgi-allow-from",), None, ignored, "Ignored."),
+    Setting("http_protocols", ("--http-protocols",), "h1", ignored, "Ignored: HTTP/1.1 only."),
+    Setting("http2_cleartext", ("--http2-cleartext",), "off", ignored, "Ignored."),
+    Setting("http2_max_concurrent_streams", ("--http2-max-concurrent-streams",), 100,
+            ignored, "Ignored."),
+    Setting("http2_initial_window_size", ("--http2-initial-window-size",), 65535, ignored,
+            "Ignored."),
+    Setting("http2_max_frame_size", ("--http2-max-frame-size",), 16384, ignored, "Ignored."),
+    Setting("http2_max_header_list_size", ("--http2-max-header-list-size",), 65536, ignored,
+            "Ignored."),
+    Setting("permit_unconventional_http_version", ("--permit-unconventional-http-version",),
+            False, ignored, "Ignored: only HTTP/1.0 and 1.1 are served."),
+    Setting("asgi_loop", ("--asgi-loop",), "auto", ignored, "Ignored (no ASGI)."),
+    Setting("asgi_lifespan", ("--asgi-lifespan",), "auto", ignored, "Ignored."),
+    Setting("asgi_disconnect_grace_period", ("--asgi-disconnect-grace-period",), 3, ignored,
+            "Ignored."),
+    Setting("websocket_max_message_size", ("--websocket-max-message-size",), 16777216,
+            ignored, "Ignored."),
+    Setting("http_parser", ("--http-parser",), "auto", ignored, "Ignored: one parser."),
+    Setting("root_path", ("--root-path",), "", ignored, "Ignored (ASGI); use SCRIPT_NAME."),
+    Setting("dirty_apps", ("--dirty-app",), [], ignored, "Ignored (no dirty arbiters)."),
+    Setting("dirty_workers", ("--dirty-workers",), 0, ignored, "Ignored."),
+    Setting("dirty_timeout", ("--dirty-timeout",), 300, ignored, "Ignored."),
+    Setting("dirty_threads", ("--dirty-threads",), 1, ignored, "Ignored."),
+    Setting("dirty_graceful_timeout", ("--dirty-graceful-timeout",), 30, ignored, "Ignored."),
+    Setting("on_dirty_starting", (), None, ignored, "Ignored hook."),
+    Setting("dirty_post_fork", (), None, ignored, "Ignored hook."),
+    Setting("dirty_worker_init", (), None, ignored, "Ignored hook."),
+    Setting("dirty_worker_exit", (), None, ignored, "Ignored hook."),
+    Setting("control_socket", ("--control-socket",), None, ignored,
+            "Ignored: see --status-bind."),
+    Setting("control_socket_mode", ("--control-socket-mode",), 0o600, ignored, "Ignored."),
+    Setting("control_socket_disable", ("--no-control-socket",), False, ignored, "Ignored."),
 )
 SETTINGS_BY_NAME = {s.name: s for s in SETTINGS}
-
-# gunicorn settings that have no meaning here: a config file that sets them
-# still boots, with one warning each.
-NOT_APPLICABLE = frozenset((
-    "threads", "reload_engine", "spew", "logger_class", "paste", "raw_paste_global_conf",
-    "root_path", "tolerate_dangerous_framing",
-    "http_protocols", "asgi_loop", "asgi_lifespan", "asgi_disconnect_grace_period",
-))
-
+NOT_APPLICABLE = frozenset(s.name for s in SETTINGS if s.convert is ignored)
 
 class Config:
     """The resolved settings: one attribute per row of SETTINGS."""
@@ -562,6 +613,8 @@ class Config:
         setting = SETTINGS_BY_NAME.get(name)
         if setting is None:
             raise ConfigError("unknown setting %r%s" % (name, did_you_mean(name)))
+        if setting.convert is ignored:
+            self.warnings.append("setting %r has no effect in arbiter.py; ignored" % name)
         try:
             setattr(self, name, setting.convert(value))
         except ConfigError as exc:
@@ -576,7 +629,7 @@ class Config:
 
 
 def did_you_mean(name):
-    close = difflib.get_close_matches(name, list(SETTINGS_BY_NAME) + list(NOT_APPLICABLE), 1, 0.75)
+    close = difflib.get_close_matches(name, list(SETTINGS_BY_NAME), 1, 0.75)
     return " (did you mean %r?)" % close[0] if close else ""
 
 
@@ -593,10 +646,10 @@ def build_parser():
         if not setting.flags:
             continue
         kwargs = {"dest": setting.name, "help": setting.help}
-        if setting.convert is to_bool:
+        if setting.convert is to_bool or setting.default is False:
             negative = setting.flags[-1].startswith("--no-")
             kwargs["action"] = "store_false" if negative else "store_true"
-        elif setting.convert is to_str_list:
+        elif setting.convert is to_str_list or setting.default == []:
             kwargs["action"] = "append"
         elif setting.name == "proxy_protocol":
             kwargs.update(nargs="?", const="auto", metavar="MODE")
@@ -635,8 +688,6 @@ def apply_config_file(cfg, path):
     for name, value in read_config_file(path).items():
         if name in SETTINGS_BY_NAME:
             cfg.set(name, value)
-        elif name in NOT_APPLICABLE:
-            cfg.warnings.append("setting %r has no effect in arbiter.py; ignored" % name)
         elif isinstance(value, type(os)) or isinstance(value, type) or callable(value):
             continue  # an import or a helper the file defines for itself
         else:
@@ -3016,7 +3067,7 @@ class Response:
                     self.headers.append(("Content-Length", str(len(body))))
                 self.write(body)
                 return
-        elif isinstance(result, FileWrapper) and self.worker.cfg.sendfile and \
+        elif isinstance(result, FileWrapper) and self.worker.cfg.sendfile is not False and \
                 self.send_file(result.filelike):
             return
         for data in result:
@@ -3502,6 +3553,8 @@ def main(argv=None):
             print("%-32s = %r" % (name, value))
         return 0
     if cfg.check_config:
+        for warning in cfg.warnings:
+            sys.stderr.write("Warning: %s\n" % warning)
         try:
             load_app(cfg.app_uri)
         except AppImportError as exc:
