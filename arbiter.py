@@ -52,20 +52,12 @@ import argparse
 import ast
 import binascii
 import collections
-import difflib
-import email.utils
 import errno
 import importlib
 import io
-import ipaddress
-import json
 import logging
-import logging.config
-import logging.handlers
 import mmap
 import os
-import random
-import resource
 import re
 import select
 import selectors
@@ -75,15 +67,14 @@ import socket
 import stat
 import struct
 import sys
-import tempfile
 import time
 import traceback
-from urllib.parse import unquote_to_bytes
 
-try:
-    import ssl
-except ImportError:  # a Python built without OpenSSL: TLS settings are refused
-    ssl = None
+# Modules needed only by some settings (ssl, json, logging.config, difflib,
+# ipaddress, urllib.parse, random, resource) are imported where they are
+# used: every module the master imports is resident in every worker, and
+# ssl alone weighs several MB.
+ssl = None      # the ssl module, once enable_tls() has imported it
 
 __version__ = "0.1.0"
 
@@ -124,9 +115,10 @@ DRAIN_IDLE_GRACE = 0.5
 MAX_DRAIN = 64 * 1024
 READ_SIZE = 65536
 
-# What a non-blocking socket (plain or TLS) raises when it must wait.
-WANT_READ = (BlockingIOError, ssl.SSLWantReadError) if ssl else (BlockingIOError,)
-WANT_WRITE = (ssl.SSLWantWriteError,) if ssl else ()
+# What a non-blocking socket raises when it must wait; enable_tls() adds
+# the ssl module's own want-read and want-write errors.
+WANT_READ = (BlockingIOError,)
+WANT_WRITE = ()
 DEFAULT_FIELD_SIZE = 8190
 
 # RFC 9110 §5.6.2: token = 1*tchar.
@@ -629,6 +621,7 @@ class Config:
 
 
 def did_you_mean(name):
+    import difflib
     close = difflib.get_close_matches(name, list(SETTINGS_BY_NAME), 1, 0.75)
     return " (did you mean %r?)" % close[0] if close else ""
 
@@ -839,7 +832,6 @@ class Arbiter:
             self.pidfile.create(self.pid)
         if self.cfg.preload_app and self.app is None:
             self.app = load_app_or_halt(self.cfg, self.log)
-            freeze_for_fork()
         self.ssl_context = make_ssl_context(self.cfg)
         self.listeners, self.systemd = inherited_listeners(self.log)
         if not self.listeners:
@@ -852,6 +844,7 @@ class Arbiter:
         self.scoreboard = Scoreboard()
         if self.cfg.status_bind:
             self.status_listener = create_status_listener(self.cfg, self.log)
+        prepare_memory_for_fork()
         self.call_hook("when_ready", self)
         sd_notify("READY=1\nMAINPID=%d\nSTATUS=Serving on %s" % (
             self.pid, ", ".join(listener_url(s) for s in self.listeners)), self.log)
@@ -925,6 +918,7 @@ class Arbiter:
             try:
                 client.recv(8192)
                 status, body = self.status()
+                import json
                 text = json.dumps(body, sort_keys=True).encode() + b"\n"
                 client.sendall(b"HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
                                b"Content-Length: %d\r\nConnection: close\r\n\r\n%s"
@@ -1325,8 +1319,7 @@ def make_ssl_context(cfg):
     ``ssl_context`` hook with gunicorn's signature."""
     if not cfg.certfile:
         return None
-    if ssl is None:
-        raise HaltServer("TLS needs the ssl module, which this Python lacks", 1)
+    enable_tls()
 
     def default_ssl_context_factory():
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=cfg.ca_certs)
@@ -1340,6 +1333,18 @@ def make_ssl_context(cfg):
         return cfg.ssl_context(cfg, default_ssl_context_factory)
     except (OSError, ValueError) as exc:
         raise HaltServer("TLS settings: %s" % exc, 1) from None
+
+
+def enable_tls():
+    """Import ssl (only when a certificate is configured) and teach the
+    connection code its want-read/want-write errors."""
+    global ssl, WANT_READ, WANT_WRITE
+    try:
+        import ssl
+    except ImportError:
+        raise HaltServer("TLS needs the ssl module, which this Python lacks", 1) from None
+    WANT_READ = (BlockingIOError, ssl.SSLWantReadError)
+    WANT_WRITE = (ssl.SSLWantWriteError,)
 
 
 def reexec_argv():
@@ -1396,9 +1401,13 @@ class Heartbeat:
     """
 
     def __init__(self, directory=None):
-        fd, path = tempfile.mkstemp(prefix="arbiter-", dir=directory)
-        os.unlink(path)
-        self.fd = fd
+        directory = directory or os.environ.get("TMPDIR") or "/tmp"
+        if hasattr(os, "O_TMPFILE"):
+            self.fd = os.open(directory, os.O_TMPFILE | os.O_RDWR, 0o600)
+        else:
+            path = os.path.join(directory, "arbiter-%d-%d" % (os.getpid(), id(self)))
+            self.fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
+            os.unlink(path)
         self.notify()
 
     def notify(self):
@@ -1437,13 +1446,12 @@ class Pidfile:
             raise HaltServer("Already running on PID %s (or pid file '%s' is stale)"
                              % (other, self.path))
         self.pid = pid
-        directory = os.path.dirname(os.path.abspath(self.path))
-        fd, tmp = tempfile.mkstemp(prefix=".pid-", dir=directory)
+        tmp = "%s.%d.tmp" % (self.path, pid)
+        fd = os.open(tmp, os.O_CREAT | os.O_TRUNC | os.O_WRONLY, 0o644)
         try:
             os.write(fd, b"%d\n" % pid)
-            os.fchmod(fd, 0o644)
             os.close(fd)
-            os.rename(tmp, self.path)
+            os.rename(tmp, self.path)  # atomic: readers see the old file or the new one
         except BaseException:
             os.unlink(tmp)
             raise
@@ -1703,9 +1711,11 @@ class SyncWorker:
     def run(self):
         """In the worker, after fork: signals, app, post_worker_init, loop."""
         self.init_signals()
-        random.seed()
+        if "random" in sys.modules:
+            sys.modules["random"].seed()  # workers must not share a random sequence
         self.max_requests = self.cfg.max_requests
         if self.max_requests and self.cfg.max_requests_jitter:
+            import random
             self.max_requests += random.randint(0, self.cfg.max_requests_jitter)
         if self.app is None:
             self.app = self.wsgi = load_app(self.cfg.app_uri)
@@ -2009,6 +2019,7 @@ class SyncWorker:
     def check_memory(self):
         """--max-worker-memory: after a request that took the peak RSS over
         the limit, stop gracefully (the master replaces us)."""
+        import resource
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
         if peak_mb > self.cfg.max_worker_memory:
             self.log.warning("Worker (pid:%s) RSS %d MB is over --max-worker-memory %d MB; "
@@ -2040,7 +2051,7 @@ class SyncWorker:
         """The Date header value, formatted once per second."""
         now = int(time.time())
         if self.date[0] != now:
-            self.date = (now, email.utils.formatdate(now, usegmt=True).encode("ascii"))
+            self.date = (now, http_date(now))
         return self.date[1]
 
     def __str__(self):
@@ -2502,6 +2513,7 @@ def parse_proxy_v1(line):
     if len(parts) != 6 or parts[1] not in ("TCP4", "TCP6"):
         raise BadRequest("malformed PROXY v1 line")
     _, family, source, destination, source_port, destination_port = parts
+    import ipaddress
     version = 4 if family == "TCP4" else 6
     for address in (source, destination):
         try:
@@ -2523,6 +2535,7 @@ def parse_proxy_v2(header):
         raise BadRequest("bad PROXY v2 version or command")
     if version_command & 0xF == 0:
         return None  # LOCAL: a health check from the proxy itself
+    import ipaddress
     body = header[16:]
     if family >> 4 == 1 and len(body) >= 12:
         return str(ipaddress.IPv4Address(body[0:4])), int.from_bytes(body[8:10], "big")
@@ -2820,6 +2833,7 @@ def build_environ(request, conn, worker):
     peer = conn.peer
     path = request.path
     if "%" in path:
+        from urllib.parse import unquote_to_bytes
         path = unquote_to_bytes(path).decode("latin-1")
     script_name = environ["SCRIPT_NAME"]
     if script_name and path.startswith(script_name):
@@ -2901,6 +2915,19 @@ class FileWrapper:
             if not data:
                 return
             yield data
+
+
+DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+MONTH_NAMES = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
+               "Nov", "Dec")
+
+
+def http_date(timestamp):
+    """RFC 9110 §5.6.7 IMF-fixdate, as bytes (independent of the locale)."""
+    t = time.gmtime(timestamp)
+    return b"%s, %02d %s %04d %02d:%02d:%02d GMT" % (
+        DAY_NAMES[t.tm_wday].encode(), t.tm_mday, MONTH_NAMES[t.tm_mon - 1].encode(),
+        t.tm_year, t.tm_hour, t.tm_min, t.tm_sec)
 
 
 def error_page(exc):
@@ -3198,13 +3225,27 @@ def load_app_or_halt(cfg, log):
         raise HaltServer("App failed to load.", APP_LOAD_ERROR) from None
 
 
-def freeze_for_fork():
-    """Move what exists now out of the GC's reach, so that forked workers
-    keep sharing those memory pages (copy-on-write)."""
+def prepare_memory_for_fork():
+    """In the master, before the first fork: what the workers inherit should
+    be small and stay shared.
+
+    - gc.freeze() moves every object that exists now out of the collector's
+      reach, so collections in a worker do not write to (and so copy) the
+      pages it shares with the master (the preloaded app, above all);
+    - compiling this file as a script leaves several MB of freed heap that
+      glibc keeps; malloc_trim() hands it back to the kernel, so that workers
+      do not start with it resident. (Elsewhere this is skipped.)
+    """
     import gc
     gc.collect()
     if hasattr(gc, "freeze"):
         gc.freeze()
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+            ctypes.CDLL(None).malloc_trim(0)
+        except (ImportError, OSError, AttributeError):
+            pass
 
 
 class AccessAtoms(dict):
@@ -3221,6 +3262,7 @@ class AccessAtoms(dict):
     def __getitem__(self, key):
         value = super().__getitem__(key)
         if self.json_escape:
+            import json
             return json.dumps(str(value))[1:-1]
         return value
 
@@ -3297,6 +3339,7 @@ class Log:
             host, _, port = rest.rpartition(":")
             target = (host or "localhost", int(port or 514))
             kind = socket.SOCK_STREAM if scheme == "tcp" else socket.SOCK_DGRAM
+        import logging.handlers
         handler = logging.handlers.SysLogHandler(target, cfg.syslog_facility, kind)
         prefix = cfg.syslog_prefix or cfg.name
         handler.setFormatter(logging.Formatter(
@@ -3420,6 +3463,10 @@ class Statsd:
 
 def apply_logging_config(cfg):
     """--log-config (fileConfig), --log-config-json or ``logconfig_dict``."""
+    if not (cfg.logconfig_dict or cfg.logconfig_json or cfg.logconfig):
+        return
+    import json
+    import logging.config
     try:
         if cfg.logconfig_dict:
             logging.config.dictConfig(dict({"version": 1, "disable_existing_loggers": False},
