@@ -1959,10 +1959,11 @@ class SyncWorker:
     def handle_request(self, conn, head):
         """Parse, run the app, send the response; True to keep the connection."""
         request = response = environ = None
-        started = time.time()
+        started = time.time() if self.log.access_enabled or self.log.statsd else 0.0
         try:
             request = parse_head(head, self.cfg)
-            request.body = Body(body_reader(request, conn, self.cfg))
+            request.body = EMPTY_BODY if not (request.chunked or request.content_length) \
+                else Body(body_reader(request, conn, self.cfg))
             self.nr += 1
             environ = build_environ(request, conn, self)
             response = Response(conn, request, self)
@@ -2092,14 +2093,14 @@ class Connection:
                 if buffer[2:4] == b"\r\n":
                     raise BadRequest("empty lines before the request line")
                 buffer = self.buffer = buffer[2:]
-            end = buffer.find(b"\r\n\r\n")
-            if end >= 0:
-                self.buffer = buffer[end + 4:]
-                return buffer[:end]
-            bare = max(buffer.find(b"\n\n"), buffer.find(b"\n\r\n"))
-            if bare >= 0:
-                raise BadRequest("line ending without CR (RFC 9112 §2.2)")
-            self.check_head_size(buffer)
+            if buffer:
+                end = buffer.find(b"\r\n\r\n")
+                if end >= 0:
+                    self.buffer = buffer[end + 4:]
+                    return buffer[:end]
+                if b"\n\n" in buffer or b"\n\r\n" in buffer:
+                    raise BadRequest("line ending without CR (RFC 9112 §2.2)")
+                self.check_head_size(buffer)
             try:
                 data = self.sock.recv(READ_SIZE)
             except WANT_READ:
@@ -2319,6 +2320,7 @@ TARGET_STR = re.compile(TARGET.pattern.decode("latin-1"))
 HTTP_VERSION_STR = re.compile(HTTP_VERSION.pattern.decode("ascii"))
 CONVENTIONAL_METHOD_STR = re.compile(CONVENTIONAL_METHOD.pattern.decode("ascii"))
 DIGITS = re.compile(r"[0-9]+")
+COMMON_REQUEST_LINE = re.compile(r"([A-Z0-9!#$%&'*+\-.^_`|~]{3,20}) (/[\x21-\x7e]*) HTTP/1\.([0-9])")
 _FIELD_LINE = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[\t\x20-\x7e\x80-\xff]*"
 FIELD_LINES = re.compile("%s(?:\r\n%s)*" % (_FIELD_LINE, _FIELD_LINE))
 ABSOLUTE_TARGET = re.compile(r"(?i)(https?)://([^/?#]*)([^#]*)(?:#.*)?")
@@ -2333,6 +2335,25 @@ def parse_head(head, cfg):
     line, _, fields = head.decode("latin-1").partition("\r\n")
     if cfg.limit_request_line and len(line) > cfg.limit_request_line:
         raise URITooLong("request line longer than %d bytes" % cfg.limit_request_line)
+    match = COMMON_REQUEST_LINE.fullmatch(line)
+    if match is not None and not cfg.casefold_http_method:
+        # The common case in one regex: a conventional method, an
+        # origin-form target and HTTP/1.x.
+        method, target, minor = match.groups()
+        request = Request(method, target, (1, 0) if minor == "0" else (1, 1))
+        request.path, _, request.query = target.partition("?")
+        if "#" in target:
+            parse_target(request, target)
+    else:
+        request = parse_request_line(line, cfg)
+    if fields:
+        parse_fields(request, fields, cfg)
+    check_framing(request, cfg)
+    return request
+
+
+def parse_request_line(line, cfg):
+    """The request line, checked rule by rule (the careful path)."""
     parts = line.split(" ")
     if len(parts) != 3:
         raise BadRequest("malformed request line")
@@ -2356,9 +2377,6 @@ def parse_head(head, cfg):
         raise BadRequest("malformed request target")
     request = Request(method, target, version)
     parse_target(request, target)
-    if fields:
-        parse_fields(request, fields, cfg)
-    check_framing(request, cfg)
     return request
 
 
@@ -2549,9 +2567,7 @@ def parse_proxy_v2(header):
 def body_reader(request, conn, cfg):
     if request.chunked:
         return ChunkedReader(conn, request.expect_continue, cfg)
-    if request.content_length:
-        return LengthReader(conn, request.content_length, request.expect_continue)
-    return EMPTY_READER
+    return LengthReader(conn, request.content_length, request.expect_continue)
 
 
 class EmptyReader:
@@ -2775,6 +2791,8 @@ class Body:
         self.buffer = b""
         return self.reader.discard_rest()
 
+
+EMPTY_BODY = Body(EMPTY_READER)  # shared: it never holds a byte
 
 # ---------------------------------------------------------------------------
 # WSGI environ and response (PEP 3333)
