@@ -3107,7 +3107,10 @@ class Response:
             else:
                 body = b"".join(result) if all(type(x) is bytes for x in result) else None
             if type(body) is bytes:
-                if self.length is None and not self.head_sent:
+                # RFC 9110 §8.6: no Content-Length on 1xx and 204; a 304's
+                # would have to be the GET's, which we do not know.
+                if self.length is None and not self.head_sent and \
+                        200 <= self.status_code and self.status_code not in NO_BODY_STATUS:
                     self.length = len(body)
                     self.headers.append(("Content-Length", str(len(body))))
                 self.write(body)
@@ -3144,7 +3147,7 @@ class Response:
         """Terminate the body; True if the connection can serve another
         request (the framing was kept and nobody asked for a close)."""
         if not self.head_sent:
-            if self.length is None and self.has_body:
+            if self.length is None and self.has_body:  # nothing was written
                 self.length = 0
                 self.headers.append(("Content-Length", "0"))
             self.conn.sendall(self.head())
