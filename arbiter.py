@@ -14,17 +14,19 @@ Without an application argument a small built-in demo app is served.
 Process model and one request's path, in the order this file defines them::
 
     master:  main() -> load_config() -> Arbiter(cfg).run()
-             run(): start() [pidfile, listeners, signals, when_ready]
-             loop:  maybe_promote_master()
+             run(): start() [signals, pidfile, listeners, scoreboard, when_ready]
+             loop:  maybe_promote_master() ; do_periodic_work()
                     signal queued? -> handle_<name>()    (a handler only records)
-                    else sleep() on the self-pipe -> reap_workers()
-                    murder_workers() ; manage_workers() -> spawn_worker()
+                    else sleep() on the self-pipe (and the status socket)
+                    reap_workers() ; murder_workers() ; manage_workers()
     worker:  spawn_worker() -> fork -> SyncWorker.run()   (never returns: os._exit)
-             run(): select(listeners, parked connections)
-             -> accept() -> Connection -> serve_connection()
+             run(): init_signals(), load_app(), serve()
+             serve(): select(listeners, parked connections, signal pipe)
+             -> accept() -> adopt() -> Connection -> serve_connection()
              -> Connection.read_head() -> parse_head() -> Request
-             -> build_environ() -> app(environ, Response.start_response)
-             -> Response.send() -> keep the connection parked, or close it
+             -> handle_request(): build_environ()
+             -> app(environ, Response.start_response) -> Response.send_result()
+             -> Response.finish() -> park the connection again, or close() it
 
 "Sync" means one request at a time per worker, as in gunicorn's sync worker.
 Idle keep-alive connections and connections whose request head has not fully
