@@ -1788,6 +1788,7 @@ class SyncWorker:
             self.base_environ[sock] = base_environ(sock, cfg)
         self.set_accepting(True)
         select_ = self.selector.select
+        log = self.log
         while True:
             if not self.alive and not self.draining:
                 self.start_drain()
@@ -1796,6 +1797,8 @@ class SyncWorker:
             now = time.monotonic()
             if now - self.last_beat >= HEARTBEAT_INTERVAL:
                 self.tick(now)
+            if log.access_pending:
+                log.flush_access()
             for key, _ in select_(DRAIN_IDLE_GRACE if self.draining else HEARTBEAT_INTERVAL):
                 data = key.data
                 if data is ACCEPT:
@@ -3272,24 +3275,18 @@ def prepare_memory_for_fork():
 
 
 class AccessAtoms(dict):
-    """gunicorn's access-log atoms; an unknown atom is '-'. For a JSON format
-    every value is JSON-escaped, so the line stays valid JSON whatever the
-    client sent (quotes, backslashes, control characters)."""
+    """gunicorn's access-log atoms: the common ones are filled in, the rarer
+    ones ({header}i, {header}o, {variable}e, p) computed on demand; an
+    unknown atom is '-'."""
 
-    def __init__(self, values, environ, response, json_escape=False):
+    def __init__(self, values, environ, response):
         super().__init__(values)
         self.environ = environ
         self.response = response
-        self.json_escape = json_escape
-
-    def __getitem__(self, key):
-        value = super().__getitem__(key)
-        if self.json_escape:
-            import json
-            return json.dumps(str(value))[1:-1]
-        return value
 
     def __missing__(self, key):
+        if key == "p":
+            return "<%d>" % os.getpid()
         if key.startswith("{") and len(key) > 3 and key[-2] == "}":
             name, kind = key[1:-2], key[-1]
             if kind == "i":
@@ -3301,6 +3298,16 @@ class AccessAtoms(dict):
             if kind == "e":
                 return os.environ.get(name, "-")
         return "-"
+
+
+class JSONAccessAtoms(AccessAtoms):
+    """For an access-log format that is a JSON object: every value is
+    JSON-escaped, so the line stays valid JSON whatever the client sent
+    (quotes, backslashes, control characters)."""
+
+    def __getitem__(self, key):
+        import json
+        return json.dumps(str(super().__getitem__(key)))[1:-1]
 
 
 class Log:
@@ -3317,6 +3324,9 @@ class Log:
         self.access_format = cfg.access_log_format
         self.access_json = False
         self.access_enabled = False
+        self.access_stream = None       # our own access handler's stream: written directly
+        self.access_pending = False
+        self.access_time = (0, "")
         self.statsd = None
         self.cfg = cfg
         self.setup(cfg)
@@ -3351,7 +3361,18 @@ class Log:
         # A format that is a JSON object gets its values JSON-escaped.
         self.access_json = cfg.access_log_format.lstrip().startswith("{")
         self.access_enabled = bool(self.access_log.handlers)
+        self.access_stream = self.own_access_stream(cfg)
         self.statsd = Statsd(cfg) if cfg.statsd_host else None
+
+    def own_access_stream(self, cfg):
+        """The stream of the access handler we made ourselves, if it is the
+        only one: then lines skip the logging machinery (a large share of a
+        small request's cost). A logging config or syslog goes through it."""
+        handlers = self.access_log.handlers
+        if cfg.accesslog is None or len(handlers) != 1 or cfg.logconfig or \
+                cfg.logconfig_dict or cfg.logconfig_json:
+            return None
+        return getattr(handlers[0], "stream", None)
 
     def add_syslog(self, cfg):
         address = cfg.syslog_addr
@@ -3380,6 +3401,7 @@ class Log:
 
     def reopen(self):
         """USR1: reopen the log files (after logrotate moved them)."""
+        self.flush_access()
         for logger in (self.error_log, self.access_log):
             for handler in logger.handlers:
                 if isinstance(handler, logging.FileHandler):
@@ -3387,8 +3409,11 @@ class Log:
                         if handler.stream:
                             handler.stream.close()
                         handler.stream = handler._open()
+        if self.access_stream is not None:
+            self.access_stream = self.own_access_stream(self.cfg)
 
     def close(self):
+        self.flush_access()
         for logger in (self.error_log, self.access_log):
             for handler in logger.handlers:
                 handler.flush()
@@ -3442,20 +3467,40 @@ class Log:
                              % (request_time * 1000, status.split(None, 1)[0]))
         if not self.access_enabled:
             return
-        atoms = AccessAtoms({
+        now = int(time.time())
+        if self.access_time[0] != now:
+            self.access_time = (now, time.strftime("[%d/%b/%Y:%H:%M:%S %z]",
+                                                   time.localtime(now)))
+        atoms = (JSONAccessAtoms if self.access_json else AccessAtoms)({
             "h": environ.get("REMOTE_ADDR", "-"), "l": "-", "u": user,
-            "t": time.strftime("[%d/%b/%Y:%H:%M:%S %z]"),
+            "t": self.access_time[1],
             "r": "%s %s %s" % (method, uri, protocol), "m": method, "U": environ.get(
                 "PATH_INFO", "-"), "q": environ.get("QUERY_STRING", ""), "H": protocol,
             "s": status.split(None, 1)[0], "B": length, "b": length or "-",
             "f": environ.get("HTTP_REFERER", "-"), "a": environ.get("HTTP_USER_AGENT", "-"),
             "T": int(request_time), "D": int(request_time * 1000000),
-            "M": int(request_time * 1000), "L": "%.6f" % request_time, "p": "<%d>" % os.getpid(),
-        }, environ, response, self.access_json)
+            "M": int(request_time * 1000), "L": "%.6f" % request_time,
+        }, environ, response)
         try:
-            self.access_log.info(self.access_format % atoms)
+            line = self.access_format % atoms
         except (TypeError, ValueError, KeyError):
-            self.error_log.exception("Failed to write the access log line")
+            self.error_log.exception("Failed to format the access log line")
+            return
+        if self.access_stream is None:
+            self.access_log.info(line)
+        else:
+            self.access_stream.write(line + "\n")
+            self.access_pending = True
+
+    def flush_access(self):
+        """Write out buffered access-log lines: the worker calls this before
+        it waits for more work, so lines are batched but never held back."""
+        if self.access_pending:
+            self.access_pending = False
+            try:
+                self.access_stream.flush()
+            except (OSError, ValueError):
+                pass
 
 
 class Statsd:
