@@ -1703,6 +1703,7 @@ class SyncWorker:
         self.last_beat = 0.0
         self.mtimes = {}                # --reload: path -> mtime
         self.date = (0, b"")
+        self.header_cache = {}          # (name, value) -> (lower name, line bytes)
         self.base_environ = {}
         self.secure_headers = secure_header_keys(cfg)
         self.ssl_context = None         # set by the master when TLS is on
@@ -2052,6 +2053,18 @@ class SyncWorker:
         error = ErrorResponse(status)
         conn.send_error_quietly(exc if isinstance(exc, HTTPError) else error)
         return error
+
+    def checked_header(self, item):
+        """(lower-case name, encoded line) of a response header, after the
+        checks of PEP 3333 and RFC 9110; remembered, since apps send the same
+        headers again and again."""
+        known = self.header_cache.get(item) if type(item) is tuple else None
+        if known is None:
+            known = check_response_header(item)
+            if len(self.header_cache) >= HEADER_CACHE_SIZE:
+                self.header_cache.clear()
+            self.header_cache[item] = known
+        return known
 
     def http_date(self):
         """The Date header value, formatted once per second."""
@@ -2963,6 +2976,31 @@ def error_page(exc):
             b"Content-Length: %d\r\n\r\n" % (status, reason.encode("ascii"), len(body))) + body
 
 
+HEADER_CACHE_SIZE = 4096
+
+
+def check_response_header(item):
+    """A header from start_response: a (str, str) tuple, a token name, a value
+    without CR, LF or NUL, latin-1, not hop-by-hop. -> (lower name, line)."""
+    if not (type(item) is tuple and len(item) == 2):
+        raise ResponseError("a header must be a (name, value) tuple: %r" % (item,))
+    name, value = item
+    if not isinstance(name, str) or not TOKEN_STR.fullmatch(name):
+        raise ResponseError("invalid header name %r" % (name,))
+    if not isinstance(value, str) or not RESPONSE_FIELD_VALUE.fullmatch(value):
+        raise ResponseError("invalid value for header %s: %r" % (name, value))
+    lname = name.lower()
+    if lname == "content-length" and not DIGITS.fullmatch(value):
+        raise ResponseError("invalid Content-Length %r" % value)
+    if lname in HOP_BY_HOP:
+        raise ResponseError("hop-by-hop header %s is not allowed (PEP 3333)" % name)
+    try:
+        line = ("%s: %s\r\n" % (name, value)).encode("latin-1")
+    except UnicodeEncodeError:
+        raise ResponseError("header %s is not latin-1: %r" % (name, value)) from None
+    return lname, line
+
+
 class ErrorResponse:
     """What the access log needs of an error page that the server sent."""
 
@@ -3005,29 +3043,19 @@ class Response:
                 exc_info = None
         elif self.status is not None:
             raise ResponseError("start_response() called again without exc_info")
-        if not isinstance(status, str) or not RESPONSE_STATUS.fullmatch(status):
+        if not isinstance(status, str) or not RESPONSE_STATUS.fullmatch(status) or \
+                not status.isascii():
             raise ResponseError("invalid status %r" % (status,))
         if not isinstance(headers, list):
             raise ResponseError("headers must be a list, not %s" % type(headers).__name__)
         length = None
+        checked = self.worker.checked_header
         for item in headers:
-            if not (type(item) is tuple and len(item) == 2):
-                raise ResponseError("a header must be a (name, value) tuple: %r" % (item,))
-            name, value = item
-            if not isinstance(name, str) or not TOKEN_STR.fullmatch(name):
-                raise ResponseError("invalid header name %r" % (name,))
-            if not isinstance(value, str) or not RESPONSE_FIELD_VALUE.fullmatch(value):
-                raise ResponseError("invalid value for header %s: %r" % (name, value))
-            lname = name.lower()
+            lname = checked(item)[0]
             if lname == "content-length":
-                if not DIGITS.fullmatch(value.strip()):
-                    raise ResponseError("invalid Content-Length %r" % value)
-                length = int(value)
-            elif lname == "connection":
-                if "close" in value.lower():
-                    self.must_close = True
-            elif lname in HOP_BY_HOP:
-                raise ResponseError("hop-by-hop header %s is not allowed (PEP 3333)" % name)
+                length = int(item[1])
+            elif lname == "connection" and "close" in item[1].lower():
+                self.must_close = True
         self.status = status
         self.status_code = int(status[:3])
         self.headers = headers
@@ -3043,24 +3071,23 @@ class Response:
                 self.chunked = True
             else:
                 self.must_close = True
-        lines = ["HTTP/1.1 %s\r\n" % self.status]
-        for name, value in self.headers:
-            if name.lower() != "connection":
-                lines.append("%s: %s\r\n" % (name, value))
+        checked = self.worker.checked_header
+        lines = [b"HTTP/1.1 ", self.status.encode("latin-1"), b"\r\n"]
+        for item in self.headers:
+            lname, line = checked(item)
+            if lname != "connection":
+                lines.append(line)
         if self.chunked:
-            lines.append("Transfer-Encoding: chunked\r\n")
+            lines.append(b"Transfer-Encoding: chunked\r\n")
         if self.must_close or self.worker.draining:
             self.must_close = True
-            lines.append("Connection: close\r\n")
+            lines.append(b"Connection: close\r\n")
         elif self.request.version == (1, 0):
-            lines.append("Connection: keep-alive\r\n")
-        try:
-            head = "".join(lines).encode("latin-1")
-        except UnicodeEncodeError as exc:
-            raise ResponseError("header text is not latin-1: %s" % exc) from None
+            lines.append(b"Connection: keep-alive\r\n")
+        lines += (b"Date: ", self.worker.http_date(), b"\r\nServer: ", SERVER_BYTES,
+                  b"\r\n\r\n")
         self.head_sent = True
-        return (head + b"Date: " + self.worker.http_date() +
-                b"\r\nServer: " + SERVER_BYTES + b"\r\n\r\n")
+        return b"".join(lines)
 
     def write(self, data):
         """The write() callable of PEP 3333, also used for iterated bodies."""
