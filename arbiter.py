@@ -1758,8 +1758,17 @@ class SyncWorker:
 
     def handle_quit(self, signum, frame):
         self.alive = False
-        self.cfg.worker_int(self)
+        self.call_hook("worker_int", self)
         sys.exit(0)
+
+    def call_hook(self, name, *args):
+        """Run a hook in the worker; an exception in it is logged, not fatal.
+        (post_worker_init and pre_request are called directly: a failure
+        there is a boot error, or a 500, as in gunicorn.)"""
+        try:
+            getattr(self.cfg, name)(*args)
+        except Exception:
+            self.log.exception("Exception in the %s hook", name)
 
     def handle_abort(self, signum, frame):
         """SIGABRT from the master: we timed out. Log where, then exit."""
@@ -1769,7 +1778,7 @@ class SyncWorker:
         serving = ("while serving %s %s" % (request.method, request.uri)) if request else \
             "outside a request"
         self.log.critical("WORKER TIMEOUT (pid:%s) %s; stack:\n%s", self.pid, serving, where)
-        self.cfg.worker_abort(self)
+        self.call_hook("worker_abort", self)
         sys.exit(1)
 
     # -- the loop ----------------------------------------------------------
@@ -2003,10 +2012,7 @@ class SyncWorker:
         if response is not None and (self.log.access_enabled or self.log.statsd):
             self.log.access(response, request, environ or {}, time.time() - started)
         if request is not None:
-            try:
-                self.cfg.post_request(self, request, environ, response)
-            except Exception:
-                self.log.exception("Exception in the post_request hook")
+            self.call_hook("post_request", self, request, environ, response)
         return keep_alive
 
     def count_against_max_requests(self, response):
