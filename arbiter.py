@@ -127,12 +127,6 @@ DEFAULT_FIELD_SIZE = 8190
 TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 # RFC 9110 §5.5: field-value bytes are VCHAR, obs-text, SP and HTAB.
 FIELD_VALUE = re.compile(rb"[\t\x20-\x7e\x80-\xff]*")
-# RFC 9112 §3.2, RFC 3986 §2: the target is printable ASCII, no whitespace.
-TARGET = re.compile(rb"[\x21-\x7e]+")
-HTTP_VERSION = re.compile(rb"HTTP/([0-9])\.([0-9])")
-# gunicorn's rule for methods: upper-case, 3 to 20 characters (a lower-case
-# or very long "method" is far more often an attack or a typo than a verb).
-CONVENTIONAL_METHOD = re.compile(rb"[A-Z0-9!#$%&'*+\-.^_`|~]{3,20}")
 # RFC 3986 §3.2.2/3.2.3: what a Host (or absolute-form authority) may hold.
 HOST_VALUE = re.compile(
     r"(?:[A-Za-z0-9\-._~!$&'()*+,;=%]*|\[[0-9A-Fa-f:.]+\])(?::[0-9]*)?")
@@ -2338,11 +2332,16 @@ class Request:
         return "<Request %s %s>" % (self.method, self.uri)
 
 
+# The head is parsed as latin-1 text; these are TOKEN and FIELD_VALUE for it.
 TOKEN_STR = re.compile(TOKEN.pattern.decode("ascii"))
 FIELD_VALUE_STR = re.compile(FIELD_VALUE.pattern.decode("latin-1"))
-TARGET_STR = re.compile(TARGET.pattern.decode("latin-1"))
-HTTP_VERSION_STR = re.compile(HTTP_VERSION.pattern.decode("ascii"))
-CONVENTIONAL_METHOD_STR = re.compile(CONVENTIONAL_METHOD.pattern.decode("ascii"))
+# RFC 9112 §3.2, RFC 3986 §2: the target is printable ASCII, no whitespace.
+TARGET_STR = re.compile(r"[\x21-\x7e]+")
+HTTP_VERSION_STR = re.compile(r"HTTP/([0-9])\.([0-9])")
+# gunicorn's rule for methods: upper-case, 3 to 20 characters (a lower-case
+# or very long "method" is far more often an attack or a typo than a verb).
+CONVENTIONAL_METHOD_STR = re.compile(r"[A-Z0-9!#$%&'*+\-.^_`|~]{3,20}")
+
 DIGITS = re.compile(r"[0-9]+")
 COMMON_REQUEST_LINE = re.compile(r"([A-Z0-9!#$%&'*+\-.^_`|~]{3,20}) (/[\x21-\x7e]*) HTTP/1\.([0-9])")
 _FIELD_LINE = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[\t\x20-\x7e\x80-\xff]*"
