@@ -806,7 +806,9 @@ class Arbiter:
                 self.manage_workers()
             return self.halt(graceful=self.shutdown == "graceful")
         except HaltServer as exc:
-            return self.halt(exc.reason, exc.exit_status)
+            # Something is broken (a worker can not boot, an address is taken):
+            # stop at once; a worker stuck importing the app can not drain.
+            return self.halt(exc.reason, exc.exit_status, graceful=False)
         except KeyboardInterrupt:
             return self.halt(graceful=False)
         except Exception:
