@@ -1,19 +1,779 @@
-"""Tests for arbiter.py, in the order of the module's sections.
+"""Tests for arbiter.py.
 
-Unit tests call the parser and the environ builder directly; integration
-tests start ``python arbiter.py`` for real on a socket the test binds, send
-real signals, and end every process they start.
+Unit tests call the parser and the environ builder directly, from tables;
+integration tests start ``python arbiter.py`` for real on a socket the test
+binds (passed as ``fd://N``), send real signals, wait on events (log lines,
+datagrams, responses, files) under deadlines, and end every process they
+start, by pid and process group, even when they fail.
 """
+
+# ---------------------------------------------------------------------------
+# Operations: real servers (python arbiter.py ...) on sockets the test binds,
+# real signals, systemd notify/activation, TLS, PROXY protocol, logs, statsd,
+# daemon mode, --reload, USR2 re-exec. Nothing is mocked; nothing sleeps to
+# wait: every wait polls a condition under a deadline, or waits for an event
+# (a datagram, a response, a log line, a file).
+# ---------------------------------------------------------------------------
+
+import http.client
+import json
+import os
+import re
+import signal
+import socket
+import ssl
+import struct
+import subprocess
+import sys
+import time
+
 import pytest
 
-import arbiter
+ARBITER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "arbiter.py")
+if not os.path.exists(ARBITER):
+    ARBITER = "/work/main/arbiter.py"
+
+# A self-signed certificate for CN=localhost, valid 2026-2126 (made once with
+# openssl req -x509 -newkey rsa:2048 -nodes -days 36500 -subj /CN=localhost).
+TLS_CERT = """\
+-----BEGIN CERTIFICATE-----
+MIIDCzCCAfOgAwIBAgIUNO2zH9GkFlJIcS93o36U3izVUWIwDQYJKoZIhvcNAQEL
+BQAwFDESMBAGA1UEAwwJbG9jYWxob3N0MCAXDTI2MTEyNzAxMTQzOFoYDzIxMjYx
+MTAzMDExNDM4WjAUMRIwEAYDVQQDDAlsb2NhbGhvc3QwggEiMA0GCSqGSIb3DQEB
+AQUAA4IBDwAwggEKAoIBAQCpbzEDx71pI/KTkpv130wl/cxeLLRw2fWXyDdtTVCl
+MvGMo/Opf+Hw5yY2sewrOP6HwXGxY3ImZ0TRDwRpOQZhZmhSVoi+vacRLLeEXu0f
+oryN0Sbn3/3AHEoWuTYoGWZavTZst/uOP7ruyO1p8/OjZjWTr7CinfWakpNzFZet
+c4N8KREC/lRBXvttpOFWRstdXoLw0LXR8xX2c9FIsMNILbtaXoiREO3sSDtiLdx3
+NxNz8e2VC0qw3spEi8oct+aOySHcmW096AnwG/5ehAPgZwi1TMocHKAMx5RX5vjg
+7jlL1moi2mCQ/RoWG56zsmd/CnXJSGchn0x6znHfzy59AgMBAAGjUzBRMB0GA1Ud
+DgQWBBTt9jcjSQQG0Tzw25Wl75UiowdFwjAfBgNVHSMEGDAWgBTt9jcjSQQG0Tzw
+25Wl75UiowdFwjAPBgNVHRMBAf8EBTADAQH/MA0GCSqGSIb3DQEBCwUAA4IBAQA2
+udlWAHGWhPeIHFhE0cPZjf7Xij4CEw0I63xVNLYxra9Y+OUltVWbYJgFuf7j0GIR
+9NsKPRISpx/Jbg1CLmtwzoPAgKRvccgf04r/IYUYUKZZzzp0R4buBdVq4cRjVSnC
+43xKocQCG2JsB76Mj4W3G+Hi+OLcY44NL7+HrNxx4s6sqiDnQ7dzfYvF1j6KdBGE
+hkxrv4GhCxPMO/OLlh9I4jzK2qwOXJBDWvE7dz9RqCoYn9ABQz+BmqXQ3wUPi/3D
+C7QWShAajK0xwHhCoqnTWEYwF9s5ckpLQwZcj8VxwzvbB+bpadwq1xAwk8sWKqOe
+shfPyWaay+L2oTBZE5Kw
+-----END CERTIFICATE-----
+"""
+
+TLS_KEY = """\
+-----BEGIN PRIVATE KEY-----
+MIIEvgIBADANBgkqhkiG9w0BAQEFAASCBKgwggSkAgEAAoIBAQCpbzEDx71pI/KT
+kpv130wl/cxeLLRw2fWXyDdtTVClMvGMo/Opf+Hw5yY2sewrOP6HwXGxY3ImZ0TR
+DwRpOQZhZmhSVoi+vacRLLeEXu0foryN0Sbn3/3AHEoWuTYoGWZavTZst/uOP7ru
+yO1p8/OjZjWTr7CinfWakpNzFZetc4N8KREC/lRBXvttpOFWRstdXoLw0LXR8xX2
+c9FIsMNILbtaXoiREO3sSDtiLdx3NxNz8e2VC0qw3spEi8oct+aOySHcmW096Anw
+G/5ehAPgZwi1TMocHKAMx5RX5vjg7jlL1moi2mCQ/RoWG56zsmd/CnXJSGchn0x6
+znHfzy59AgMBAAECggEAHZEqSAMYohrkT21TqwXjB3QxMDPz7weSDIEjbv8Bdjqc
+HVNVB3yqBHyJ1hyZXneNL0qKGQ8GEf6Oaz8IIYaSfve8d7XjGgoFeAFKKx7XmWAw
+MD1R4T/cy6QEJ8/9S+UWz/nZ4AIBM3Man2XPzGAGYbrJ2bJcjBwtimJOudQISnun
+fy20vC1c0BVkthEKN5idrreaC/iJq0oZjIEaimb4ITGTisQCFf9mkcYnITabnERt
+7qySdaOcjELThKhS08zjVH7kh5z/nq0h0tOzErEMkqlsalVaQuvYMgFwzMYnDCRZ
+ikRJ/M40K6DI9y2m0RnEYOTPKXgGaPqHRT2eukzogQKBgQDi6Pc9joHB9JRwHOAF
+L9DpAd++IPbVfig6hzEFp0NK877otcNm0LjMyihIUxcVP03PJ9tLEngUSNfLIfA8
+wkkno9OKzp0GkJasaFUiKcr+3JoyyO+vSWT94Ajeq75HMTGt+Ht+kDb86vIhpxJt
+b+jBa/KUvBJkHkfG7aELrszVwQKBgQC/J+mavEKeSb4GUa5eUBluG33bN5cLV8sP
+72ABk7eHQbFG7DObY3AUTZco/HLWmW2iBMhXlaJDC5UQihsTqyKOq7IiRlO3ui7q
+aHAiP9hXOnDSkjFrWzcnvC59qWgf3hA/NGD97Qt6QrwyiJAR9zViujBsJHm3YDdn
+1H8ov3MfvQKBgQDa7eueeOC5QkH16eY7Gud16Vj3GNcPJamqzsV9ruQ+bO7FmJnv
+mXK0JFi5b3HWDj4EoW/z/t3ctGuAkj44YTw0At0YEEFxFBBMSF3bmHdDb5VXaofX
+l/jY+k+UiCAOkGhecmC0vHBRll4IGiqtbEwmUwC6gLs93fli9eNsYjtAAQKBgQCd
+n/LQZnbkgVhRa59GI/SkR8UjNBa4Ar/uNuxKwJzwymm9Wt4/PuLXyxdfc7PaY4/0
+rs7o8floIa/cgJVNRavsS4ZLHwS/lqZDIrV8eHsTipwn9ucLaJ71hAYuFrhGtt1c
+0Ps9x+7T9R2s6dErD1cVPwTY18cKQCvP0Xi9iAkNXQKBgAqZrUpldqRqrl0vqJ6f
+IKNaNiKdXra0OF2D2zpq6Z6E4cbSMaTj1pt+4MIFGS/fKRByAAueMK++xko/t86Z
+pLNXqCwfKuVso4co++lXFK7MGQQLq2KTE9dDJFSKKPr4VCWOPv3Vom2FFty1U7rH
+H8gK5/ezgBVJ+aE4ANFf/wbO
+-----END PRIVATE KEY-----
+"""
+
+OPS_APP = r'''
+import json
+import os
 
 
-# ---------------------------------------------------------------------------
-# HTTP/1.1 parsing
-# ---------------------------------------------------------------------------
+def app(environ, start_response):
+    if environ["PATH_INFO"] == "/env":
+        keys = ("REMOTE_ADDR", "REMOTE_PORT", "wsgi.url_scheme", "HTTP_USER_AGENT")
+        body = json.dumps({key: environ.get(key) for key in keys}).encode()
+    else:
+        body = ("pid=%d ppid=%d" % (os.getpid(), os.getppid())).encode()
+    start_response("200 OK", [("Content-Type", "text/plain"),
+                              ("Content-Length", str(len(body)))])
+    return [body]
+'''
 
-def test_parse_head_simple_get():
-    request = arbiter.parse_head(b"GET /a?b=1 HTTP/1.1\r\nHost: x", arbiter.Config())
-    assert (request.method, request.path, request.query, request.version) == \
-        ("GET", "/a", "b=1", (1, 1))
+
+def wait_for(predicate, timeout=10.0, interval=0.02, message=None):
+    """Poll ``predicate`` until it returns something true; return that value.
+    Fail the test when ``timeout`` seconds pass first."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            detail = message() if callable(message) else message
+            raise AssertionError("timed out after %ss waiting for %s%s" % (
+                timeout, getattr(predicate, "__name__", predicate),
+                "\n" + detail if detail else ""))
+        time.sleep(interval)
+
+
+def read_text(path):
+    try:
+        with open(str(path), "rb") as f:
+            return f.read().decode("utf-8", "replace")
+    except FileNotFoundError:
+        return ""
+
+
+def wait_for_log(path, text, timeout=10.0):
+    """Wait until the log file at ``path`` contains ``text`` (str or compiled
+    regex); return the whole log."""
+    def logged():
+        content = read_text(path)
+        found = text.search(content) if hasattr(text, "search") else text in content
+        return content if found else None
+    return wait_for(logged, timeout, message=lambda: "log so far:\n" + read_text(path))
+
+
+def pid_alive(pid):
+    """Is ``pid`` a live process (a zombie counts as dead)?"""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            state = f.read().rpartition(")")[2].split()[0]
+    except (OSError, IndexError):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    return state not in ("Z", "X")
+
+
+def read_pidfile(path):
+    try:
+        with open(str(path)) as f:
+            return int(f.read().strip() or 0) or None
+    except (OSError, ValueError):
+        return None
+
+
+def server_env(**extra):
+    """The test's environment without anything that would change how a
+    server starts (systemd, re-exec, worker count, default bind)."""
+    env = {key: value for key, value in os.environ.items()
+           if not key.startswith(("LISTEN_", "WATCHDOG_", "GUNICORN_"))
+           and key not in ("NOTIFY_SOCKET", "WEB_CONCURRENCY", "PORT",
+                           "FORWARDED_ALLOW_IPS", "SCRIPT_NAME")}
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    env.update(extra)
+    return env
+
+
+def listening_socket():
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(128)
+    sock.set_inheritable(True)
+    return sock
+
+
+class Servers:
+    """Starts server processes for one test and ends all of them afterwards:
+    a TERM first, then SIGKILL to each process group, then wait()."""
+
+    def __init__(self, tmp_path):
+        self.tmp_path = tmp_path
+        self.procs = []         # Popen objects (each in its own session)
+        self.pids = []          # other pids to end: daemons, re-exec'd masters
+        self.sockets = []
+        self.files = []
+        self.log = tmp_path / "server.log"
+        (tmp_path / "opsapp.py").write_text(OPS_APP)
+
+    def listen(self):
+        sock = listening_socket()
+        self.sockets.append(sock)
+        return sock
+
+    def popen(self, cmd, pass_fds=(), env=None, log=None):
+        out = open(str(log or self.log), "ab")
+        self.files.append(out)
+        proc = subprocess.Popen(
+            cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+            pass_fds=tuple(pass_fds), start_new_session=True,
+            cwd=str(self.tmp_path), env=server_env() if env is None else env)
+        self.procs.append(proc)
+        return proc
+
+    def start(self, args, sock=None, fds=(), env=None, app="opsapp:app", log=None,
+              module=False):
+        """``python arbiter.py [-b fd://N] ARGS APP``; returns (Popen, port)."""
+        head = [sys.executable, "-m", "arbiter"] if module else [sys.executable, ARBITER]
+        if sock is None:
+            sock = self.listen()
+        cmd = head + ["-b", "fd://%d" % sock.fileno()] + list(args)
+        if app:
+            cmd.append(app)
+        proc = self.popen(cmd, (sock.fileno(),) + tuple(fds), env, log)
+        return proc, sock.getsockname()[1]
+
+    def track(self, pid):
+        if pid and pid not in self.pids:
+            self.pids.append(pid)
+
+    def cleanup(self):
+        own_group = os.getpgrp()
+        groups, loose = set(), set()
+        for proc in self.procs:
+            groups.add(proc.pid)            # start_new_session: pgid == pid
+            if proc.poll() is None:
+                try:
+                    os.kill(proc.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        for pid in self.pids:
+            try:
+                group = os.getpgid(pid)
+            except ProcessLookupError:
+                continue
+            (loose if group == own_group else groups).add(pid if group == own_group
+                                                          else group)
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + 1.5
+        while time.monotonic() < deadline and (
+                any(proc.poll() is None for proc in self.procs)
+                or any(pid_alive(pid) for pid in self.pids)):
+            time.sleep(0.02)
+        for group in groups:
+            try:
+                os.killpg(group, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        for pid in loose:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+        for item in self.sockets + self.files:
+            item.close()
+
+
+@pytest.fixture
+def servers(tmp_path):
+    manager = Servers(tmp_path)
+    try:
+        yield manager
+    finally:
+        manager.cleanup()
+
+
+def http_get(port, path="/", headers=None, timeout=10.0, context=None):
+    """One request on a new connection (Connection: close): (status, body)."""
+    if context is None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    else:
+        conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=timeout,
+                                           context=context)
+    try:
+        all_headers = {"Connection": "close"}
+        all_headers.update(headers or {})
+        conn.request("GET", path, headers=all_headers)
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def served_by(port, **kwargs):
+    """(worker pid, its parent's pid) of the worker that answers GET /."""
+    status, body = http_get(port, **kwargs)
+    assert status == 200, body
+    match = re.fullmatch(rb"pid=(\d+) ppid=(\d+)", body)
+    assert match, body
+    return int(match.group(1)), int(match.group(2))
+
+
+def raw_exchange(port, data, timeout=10.0):
+    """Send raw bytes, read until the server closes; the bytes it sent."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(data)
+        chunks = []
+        while True:
+            try:
+                chunk = sock.recv(65536)
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def status_code(response):
+    match = re.match(rb"HTTP/1\.[01] (\d{3}) ", response)
+    assert match, response
+    return int(match.group(1))
+
+
+def response_body(response):
+    return response.partition(b"\r\n\r\n")[2]
+
+
+def exchange(sock, request):
+    """Send one request on an open (keep-alive) socket and read its response."""
+    sock.sendall(request)
+    response = http.client.HTTPResponse(sock, method="GET")
+    response.begin()
+    body = response.read()
+    return response.status, response.getheader("Connection"), body
+
+
+def get_status(port):
+    """The --status-bind endpoint: (HTTP status, JSON body)."""
+    status, body = http_get(port, "/status", timeout=5.0)
+    return status, json.loads(body.decode())
+
+
+def wait_for_status(port, condition, timeout=10.0):
+    """Poll the status endpoint until ``condition(code, body)``; return both."""
+    def check():
+        code, body = get_status(port)
+        return (code, body) if condition(code, body) else None
+    return wait_for(check, timeout)
+
+
+def notify_socket(tmp_path):
+    """An AF_UNIX datagram socket the test owns, as systemd's NOTIFY_SOCKET."""
+    path = str(tmp_path / "notify.sock")
+    if len(path) >= 100:                    # sun_path is 108 bytes at most
+        import tempfile
+        path = os.path.join(tempfile.mkdtemp(prefix="ops"), "n.sock")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(path)
+    return sock, path
+
+
+def receive_until(sock, predicate, timeout=10.0, seen=None):
+    """Receive datagrams (the wait is recv with a timeout) until one makes
+    ``predicate`` true; return it. ``seen`` collects every datagram."""
+    seen = [] if seen is None else seen
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise AssertionError("no matching datagram within %ss; got %r" % (timeout, seen))
+        sock.settimeout(left)
+        try:
+            data = sock.recv(65536).decode()
+        except socket.timeout:
+            continue
+        seen.append(data)
+        if predicate(data):
+            return data
+
+
+# -- 1. the status endpoint and --shutdown-delay -----------------------------
+
+def test_status_endpoint_counts_requests_and_drains_on_term(servers):
+    status_sock = servers.listen()
+    status_port = status_sock.getsockname()[1]
+    proc, port = servers.start(["-w", "2", "--shutdown-delay", "2",
+                                "--status-bind", "fd://%d" % status_sock.fileno()],
+                               fds=[status_sock.fileno()])
+    ready = wait_for_status(status_port, lambda code, body: code == 200)
+    assert ready[1]["status"] == "ready"
+    assert ready[1]["workers"] == 2
+    assert ready[1]["pid"] == proc.pid
+    assert ready[1]["requests"] == 0
+    for _ in range(3):
+        assert http_get(port)[0] == 200
+    counted = wait_for_status(status_port, lambda code, body: body["requests"] == 3, 5)
+    assert counted[0] == 200 and counted[1]["status"] == "ready"
+
+    os.kill(proc.pid, signal.SIGTERM)
+    term_at = time.monotonic()
+    draining = wait_for_status(status_port, lambda code, body: code == 503, 5)
+    assert draining[1]["status"] == "draining"
+    # The app still answers on the main socket while the master drains.
+    status, body = http_get(port)
+    assert status == 200 and body.startswith(b"pid=")
+    assert proc.poll() is None
+    assert time.monotonic() - term_at < 2.0, "the checks above ran after the delay"
+    wait_for(lambda: proc.poll() is not None, 15)
+    assert proc.returncode == 0
+    assert time.monotonic() - term_at >= 1.9, "stopped before --shutdown-delay passed"
+    assert "Draining: serving 2.0s more" in read_text(servers.log)
+
+
+# -- 2, 3. systemd notify and watchdog -----------------------------------------
+
+def test_systemd_notify_ready_reloading_stopping(servers, tmp_path):
+    notify, path = notify_socket(tmp_path)
+    with notify:
+        proc, port = servers.start(["-w", "1"], env=server_env(NOTIFY_SOCKET=path))
+        seen = []
+        ready = receive_until(notify, lambda m: "READY=1" in m.split("\n"), seen=seen)
+        assert "MAINPID=%d" % proc.pid in ready.split("\n"), seen
+        assert http_get(port)[0] == 200
+
+        os.kill(proc.pid, signal.SIGHUP)
+        receive_until(notify, lambda m: "RELOADING=1" in m.split("\n"), seen=seen)
+        receive_until(notify, lambda m: "READY=1" in m.split("\n"), seen=seen)
+        assert http_get(port)[0] == 200
+
+        os.kill(proc.pid, signal.SIGTERM)
+        receive_until(notify, lambda m: "STOPPING=1" in m.split("\n"), seen=seen)
+        wait_for(lambda: proc.poll() is not None, 10)
+        assert proc.returncode == 0
+
+
+def test_systemd_watchdog_pings(servers, tmp_path):
+    # WATCHDOG_USEC=200000: systemd wants a ping at least every 0.2 s, and
+    # the server pings every half of that; after the first ping, four more
+    # must come within a second (about 0.4 s expected, 4 s at a 1 s interval).
+    notify, path = notify_socket(tmp_path)
+    with notify:
+        proc, _ = servers.start(["-w", "1"], env=server_env(NOTIFY_SOCKET=path,
+                                                            WATCHDOG_USEC="200000"))
+        seen = []
+        receive_until(notify, lambda m: m == "WATCHDOG=1", 2.0, seen)
+        deadline = time.monotonic() + 1.0
+        for _ in range(4):
+            receive_until(notify, lambda m: m == "WATCHDOG=1",
+                          max(0.01, deadline - time.monotonic()), seen)
+        assert seen.count("WATCHDOG=1") >= 5
+        assert proc.poll() is None
+
+
+# -- 4. systemd socket activation --------------------------------------------
+
+# Run as: python -c ACTIVATE FD ARBITER ARGS...: move FD to 3, set LISTEN_PID to
+# our own pid (kept by exec) and LISTEN_FDS=1, then exec the server.
+ACTIVATE = (
+    "import os, sys\n"
+    "fd = int(sys.argv[1])\n"
+    "if fd != 3:\n"
+    "    os.dup2(fd, 3)\n"
+    "    os.close(fd)\n"
+    "os.environ['LISTEN_PID'] = str(os.getpid())\n"
+    "os.environ['LISTEN_FDS'] = '1'\n"
+    "os.execv(sys.executable, [sys.executable] + sys.argv[2:])\n")
+
+
+def test_systemd_socket_activation_without_bind(servers):
+    sock = servers.listen()
+    port = sock.getsockname()[1]
+    proc = servers.popen([sys.executable, "-c", ACTIVATE, str(sock.fileno()), ARBITER,
+                          "-w", "1", "opsapp:app"], pass_fds=[sock.fileno()])
+    worker, master = served_by(port)
+    assert master == proc.pid
+    log = wait_for_log(servers.log, "Listening at: http://127.0.0.1:%d (%d)" % (port, proc.pid))
+    assert log.count("Listening at:") == 1, log       # not the default 127.0.0.1:8000
+
+
+# -- 5. TLS --------------------------------------------------------------------
+
+def client_tls_context():
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def test_tls_serves_https_keepalive_and_ignores_silent_clients(servers, tmp_path):
+    (tmp_path / "cert.pem").write_text(TLS_CERT)
+    (tmp_path / "key.pem").write_text(TLS_KEY)
+    proc, port = servers.start(["-w", "1", "--certfile", str(tmp_path / "cert.pem"),
+                                "--keyfile", str(tmp_path / "key.pem")])
+    context = client_tls_context()
+    status, body = http_get(port, "/env", context=context)
+    assert status == 200
+    assert json.loads(body.decode())["wsgi.url_scheme"] == "https"
+
+    request = b"GET /env HTTP/1.1\r\nHost: localhost\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+        with context.wrap_socket(raw, server_hostname="localhost") as tls:
+            first = exchange(tls, request)
+            second = exchange(tls, request)
+    for status, connection, body in (first, second):
+        assert status == 200 and (connection or "").lower() != "close"
+        assert json.loads(body.decode())["wsgi.url_scheme"] == "https"
+
+    # A client that connects and says nothing (no ClientHello) must not hold
+    # the only worker.
+    with socket.create_connection(("127.0.0.1", port), timeout=10):
+        started = time.monotonic()
+        status, body = http_get(port, "/env", context=context, timeout=10)
+        assert status == 200
+        assert time.monotonic() - started < 2.0, "a silent client held the only worker"
+    assert proc.poll() is None
+
+
+# -- 6. PROXY protocol ----------------------------------------------------------
+
+PROXY_REQUEST = b"GET /env HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+PROXY_V2_SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
+
+
+def proxy_v2_header(source, destination, source_port, destination_port, command=1):
+    addresses = (socket.inet_aton(source) + socket.inet_aton(destination)
+                 + struct.pack("!HH", source_port, destination_port))
+    return PROXY_V2_SIGNATURE + struct.pack("!BBH", 0x20 | command, 0x11,
+                                            len(addresses)) + addresses
+
+
+def test_proxy_protocol_v1(servers):
+    proc, port = servers.start(["-w", "1", "--proxy-protocol", "v1"])
+    response = raw_exchange(port, b"PROXY TCP4 203.0.113.7 10.0.0.1 5555 80\r\n"
+                            + PROXY_REQUEST)
+    assert status_code(response) == 200, response
+    environ = json.loads(response_body(response).decode())
+    assert (environ["REMOTE_ADDR"], environ["REMOTE_PORT"]) == ("203.0.113.7", "5555")
+    # Only the header line is sent, so that the server reads everything
+    # before it answers and closes (unread bytes would turn the close into a
+    # reset that can eat the answer).
+    for bad in (b"PROXY TCP4 203.0.113.7 10.0.0.1 5555\r\n",
+                b"PROXY TCP4 not.an.ip 10.0.0.1 5555 80\r\n",
+                b"PROXY TCP9 203.0.113.7 10.0.0.1 5555 80\r\n"):
+        assert status_code(raw_exchange(port, bad)) == 400, bad
+    # Without a header at all: 400 too (v1 is required).
+    assert status_code(raw_exchange(port, b"GET /env HTTP/1.1\r\n\r\n")) == 400
+
+
+@pytest.mark.parametrize("mode", ["v2", "auto"])
+def test_proxy_protocol_v2(servers, mode):
+    proc, port = servers.start(["-w", "1", "--proxy-protocol", mode])
+    response = raw_exchange(port, proxy_v2_header("198.51.100.9", "10.0.0.1", 4242, 443)
+                            + PROXY_REQUEST)
+    assert status_code(response) == 200, response
+    environ = json.loads(response_body(response).decode())
+    assert (environ["REMOTE_ADDR"], environ["REMOTE_PORT"]) == ("198.51.100.9", "4242")
+    # LOCAL (a proxy's own health check): the real peer stays.
+    response = raw_exchange(port, proxy_v2_header("198.51.100.9", "10.0.0.1", 4242, 443, 0)
+                            + PROXY_REQUEST)
+    assert status_code(response) == 200, response
+    assert json.loads(response_body(response).decode())["REMOTE_ADDR"] == "127.0.0.1"
+
+
+def test_proxy_protocol_from_a_peer_not_allowed_is_403(servers):
+    proc, port = servers.start(["-w", "1", "--proxy-protocol", "v1",
+                                "--proxy-allow-from", "10.9.9.9"])
+    response = raw_exchange(port, b"PROXY TCP4 203.0.113.7 10.0.0.1 5555 80\r\n")
+    assert status_code(response) == 403, response
+    assert b"203.0.113.7" not in response
+
+
+# -- 7. JSON access log ----------------------------------------------------------
+
+def test_json_access_log_escapes_what_the_client_sent(servers, tmp_path):
+    access = tmp_path / "access.log"
+    proc, port = servers.start(["-w", "1", "--access-logfile", str(access),
+                                "--access-logformat", '{"r": "%(r)s", "a": "%(a)s"}'])
+    agent = 'ua "quoted" back\\slash\ttab \u00e9nd'
+    status, body = http_get(port, "/env", headers={"User-Agent": agent})
+    assert status == 200
+    assert json.loads(body.decode())["HTTP_USER_AGENT"] == agent
+    status, _ = http_get(port, '/p"q\\r', headers={"User-Agent": "plain"})
+    assert status == 200
+    # A control character the parser refuses: the 400 is logged, still JSON.
+    response = raw_exchange(port, b"GET /bad HTTP/1.1\r\nHost: x\r\n"
+                            b"User-Agent: a\x01b\r\nConnection: close\r\n\r\n")
+    assert status_code(response) == 400, response
+
+    wait_for(lambda: read_text(access).count("\n") >= 3, 5)
+    records = [json.loads(line) for line in read_text(access).splitlines()]
+    assert records[0] == {"r": "GET /env HTTP/1.1", "a": agent}
+    assert records[1] == {"r": 'GET /p"q\\r HTTP/1.1', "a": "plain"}
+    assert len(records) == 3 and sorted(records[2]) == ["a", "r"]
+
+
+# -- 8. statsd --------------------------------------------------------------------
+
+def test_statsd_metrics(servers):
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as metrics:
+        metrics.bind(("127.0.0.1", 0))
+        proc, port = servers.start(["-w", "1", "--statsd-host",
+                                    "127.0.0.1:%d" % metrics.getsockname()[1]])
+        assert http_get(port)[0] == 200
+        lines = set()
+        wanted = ("gunicorn.requests:1|c", "gunicorn.request.status.200:1|c")
+
+        def all_seen(datagram):
+            lines.update(datagram.split("\n"))
+            return all(w in lines for w in wanted) and \
+                any(re.fullmatch(r"gunicorn\.workers:\d+\|g", line) for line in lines)
+        receive_until(metrics, all_seen, 5)
+        assert any(line.startswith("gunicorn.request.duration:") for line in lines)
+
+
+# -- 9, 10. --boot-timeout, --max-worker-memory -----------------------------------
+
+SLOW_BOOT_APP = '''
+import os, time
+_deadline = time.monotonic() + 30
+while not os.path.exists(os.path.join(os.path.dirname(__file__), "never-created")) \\
+        and time.monotonic() < _deadline:
+    time.sleep(0.05)
+
+
+def app(environ, start_response):
+    start_response("200 OK", [])
+    return [b"booted"]
+'''
+
+
+def test_boot_timeout_stops_the_server_promptly(servers, tmp_path):
+    # The worker is stuck importing the app, so it can not stop gracefully:
+    # the master must not wait out --graceful-timeout (30 s by default).
+    (tmp_path / "slowboot.py").write_text(SLOW_BOOT_APP)
+    started = time.monotonic()
+    proc, _ = servers.start(["-w", "1", "--boot-timeout", "1"], app="slowboot:app")
+    wait_for(lambda: proc.poll() is not None, 6,
+             message=lambda: "log:\n" + read_text(servers.log))
+    assert proc.returncode == 3                     # WORKER_BOOT_ERROR
+    assert time.monotonic() - started < 6
+    log = read_text(servers.log)
+    assert re.search(r"Worker \(pid:\d+\) did not boot within 1s", log), log
+    assert "Reason: Worker boot timeout." in log
+
+
+def test_max_worker_memory_recycles_the_worker(servers):
+    proc, port = servers.start(["-w", "1", "--max-worker-memory", "1"])
+    first, master = served_by(port)
+    assert master == proc.pid
+    wait_for_log(servers.log, "recycling")
+    second, master = served_by(port)
+    assert second != first and master == proc.pid
+    log = wait_for_log(servers.log, "Worker (pid:%d) exited (recycled: memory)" % first)
+    assert "Worker (pid:%d) RSS" % first in log
+
+
+# -- 11, 12. --check-config, --print-config ---------------------------------------
+
+def run_arbiter(args, cwd, timeout=20):
+    return subprocess.run([sys.executable, ARBITER] + list(args), cwd=str(cwd),
+                          env=server_env(), stdin=subprocess.DEVNULL,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          universal_newlines=True, timeout=timeout)
+
+
+def test_check_config_warns_about_gunicorn_only_settings(tmp_path):
+    config = tmp_path / "ops.conf.py"
+    config.write_text('threads = 4\nhttp_protocols = "h1"\n')
+    result = run_arbiter(["--check-config", "-c", str(config)], tmp_path)
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("Warning:")]
+    assert any("'threads'" in line for line in warnings), result.stderr
+    assert any("'http_protocols'" in line for line in warnings), result.stderr
+
+
+def test_check_config_refuses_a_misspelt_setting(tmp_path):
+    config = tmp_path / "ops.conf.py"
+    config.write_text("workrs = 2\n")
+    result = run_arbiter(["--check-config", "-c", str(config)], tmp_path)
+    assert result.returncode == 1
+    assert "did you mean 'workers'" in result.stderr, result.stderr
+    assert "workrs" in result.stderr
+
+
+def test_print_config_shows_the_resolved_workers(tmp_path):
+    result = run_arbiter(["--print-config", "-w", "3"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"^workers\s+= 3$", result.stdout, re.M), result.stdout
+    assert re.search(r"^bind\s+= ", result.stdout, re.M), result.stdout
+
+
+# -- 13. daemon mode with a pidfile -----------------------------------------------
+
+def test_daemon_with_pidfile(servers, tmp_path):
+    pidfile = tmp_path / "ops.pid"
+    errorlog = tmp_path / "daemon.log"
+    launcher, port = servers.start(["-D", "-p", str(pidfile), "-w", "1",
+                                    "--error-logfile", str(errorlog)])
+    launcher.wait(timeout=5)
+    assert launcher.returncode == 0
+    pid = wait_for(lambda: read_pidfile(pidfile), 10,
+                   message=lambda: read_text(errorlog))
+    servers.track(pid)
+    assert pid != launcher.pid
+    assert pid_alive(pid)
+    # Detached: a new session (not the launcher's), of which it is not the
+    # leader (the second fork), so it can never get a controlling terminal.
+    assert os.getsid(pid) not in (pid, launcher.pid, os.getsid(0))
+    worker, master = served_by(port)
+    assert master == pid
+
+    os.kill(pid, signal.SIGTERM)
+    wait_for(lambda: not pidfile.exists(), 10, message=lambda: read_text(errorlog))
+    wait_for(lambda: not pid_alive(pid), 10)
+    wait_for(lambda: not pid_alive(worker), 5)
+    assert "Shutting down: Master" in read_text(errorlog)
+
+
+# -- 14. --reload ----------------------------------------------------------------
+
+RELOAD_APP = '''
+def app(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"%s"]
+'''
+
+
+def test_reload_picks_up_a_changed_module(servers, tmp_path):
+    module = tmp_path / "reloadapp.py"
+    module.write_text(RELOAD_APP % "v1")
+    proc, port = servers.start(["-w", "1", "--reload"], app="reloadapp:app")
+    assert http_get(port) == (200, b"v1")
+    module.write_text(RELOAD_APP % "v2")
+    later = os.stat(str(module)).st_mtime + 10
+    os.utime(str(module), (later, later))
+    wait_for(lambda: http_get(port) == (200, b"v2"), 10,
+             message=lambda: read_text(servers.log))
+    assert "reloadapp.py modified" in read_text(servers.log)
+    assert proc.poll() is None
+
+
+# -- 15. USR2 re-exec of "python -m arbiter" ----------------------------------------
+
+def test_usr2_reexec_of_python_dash_m(servers, tmp_path):
+    pidfile = tmp_path / "ops.pid"
+    env = server_env(PYTHONPATH=os.path.dirname(ARBITER))
+    old, port = servers.start(["-w", "1", "-p", str(pidfile)], env=env, module=True)
+    assert wait_for(lambda: read_pidfile(pidfile)) == old.pid
+    assert served_by(port)[1] == old.pid
+
+    os.kill(old.pid, signal.SIGUSR2)
+    new = wait_for(lambda: read_pidfile(str(pidfile) + ".2"), 10,
+                   message=lambda: read_text(servers.log))
+    servers.track(new)
+    assert new != old.pid
+    # The new master has a worker of its own on the inherited socket.
+    wait_for_log(servers.log, re.compile(r"\[%d\] \[INFO\] Listening at: http://127\.0\.0\.1:%d"
+                                         % (new, port)))
+    wait_for(lambda: read_text(servers.log).count("Booting worker") >= 2, 10,
+             message=lambda: read_text(servers.log))
+
+    os.kill(old.pid, signal.SIGTERM)
+    wait_for(lambda: old.poll() is not None, 10)
+    assert old.returncode == 0
+    assert wait_for(lambda: read_pidfile(pidfile) == new and
+                    not os.path.exists(str(pidfile) + ".2"), 10,
+                    message=lambda: read_text(servers.log))
+    assert pid_alive(new)
+    wait_for(lambda: served_by(port)[1] == new, 10)
+    assert "Master has been promoted." in read_text(servers.log)
