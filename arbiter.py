@@ -3286,26 +3286,14 @@ def load_app_or_halt(cfg, log):
 
 
 def prepare_memory_for_fork():
-    """In the master, before the first fork: what the workers inherit should
-    be small and stay shared.
-
-    - gc.freeze() moves every object that exists now out of the collector's
-      reach, so collections in a worker do not write to (and so copy) the
-      pages it shares with the master (the preloaded app, above all);
-    - compiling this file as a script leaves several MB of freed heap that
-      glibc keeps; malloc_trim() hands it back to the kernel, so that workers
-      do not start with it resident. (Elsewhere this is skipped.)
-    """
+    """In the master, before the first fork: gc.freeze() moves every object
+    that exists now out of the collector's reach, so collections in a worker
+    do not write to (and so copy) the pages it shares with the master (the
+    preloaded app, above all)."""
     import gc
     gc.collect()
     if hasattr(gc, "freeze"):
         gc.freeze()
-    if sys.platform.startswith("linux"):
-        try:
-            import ctypes
-            ctypes.CDLL(None).malloc_trim(0)
-        except (ImportError, OSError, AttributeError):
-            pass
 
 
 class AccessAtoms(dict):
