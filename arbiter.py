@@ -686,20 +686,23 @@ def apply_config_file(cfg, path):
             cfg.warnings.append("%s: %r is not a setting; ignored" % (path, name))
 
 
-def load_config(argv=None, environ=None):
+def load_config(argv=None, environ=None, config=None):
     """Resolve the settings as gunicorn does: defaults < config file <
-    $GUNICORN_CMD_ARGS < command line."""
+    $GUNICORN_CMD_ARGS < command line. ``config`` names the config file
+    instead (a reload, after --chdir moved us away from a relative path)."""
     environ = os.environ if environ is None else environ
     parser = build_parser()
     cli = vars(parser.parse_args(argv))
     from_env = vars(parser.parse_args(shlex.split(environ.get("GUNICORN_CMD_ARGS", ""))))
     cfg = Config(environ)
-    path = cli.get("config") or from_env.get("config")
+    path = config or cli.get("config") or from_env.get("config")
     if path is None and os.path.exists("gunicorn.conf.py"):
         path = "gunicorn.conf.py"
+    cli.pop("config", None)
+    from_env.pop("config", None)
     if path:
         apply_config_file(cfg, path)
-        cfg.config = path
+        cfg.config = path if path.startswith("python:") else os.path.abspath(path)
     app_uri = cfg.wsgi_app
     for given in (from_env, cli):
         app_uri = given.pop("app_uri", None) or app_uri
@@ -1009,27 +1012,31 @@ class Arbiter:
         """In the master, on HUP: re-read the config (same argv), reopen the
         logs, rebind if the addresses changed, and start a new generation of
         workers; the old ones stop only as the new ones have booted."""
-        old_bind = self.cfg.bind
+        old_cfg = self.cfg
         if self.argv is not None:
             try:
-                cfg = load_config(self.argv, os.environ)
-            except (ConfigError, SystemExit) as exc:
-                self.log.error("Reload: the config is not valid, keeping the old one: %s", exc)
-            else:
-                cfg.app_uri = cfg.app_uri or self.cfg.app_uri
-                try:
-                    self.ssl_context = make_ssl_context(cfg)
-                except HaltServer as exc:
-                    self.log.error("Reload: %s; keeping the old TLS settings", exc.reason)
-                    cfg.certfile, cfg.keyfile = self.cfg.certfile, self.cfg.keyfile
-                self.cfg = cfg
+                cfg = load_config(self.argv, os.environ, config=old_cfg.config)
+                cfg.app_uri = cfg.app_uri or old_cfg.app_uri
                 self.log.setup(cfg)
-        if self.cfg.bind != old_bind:
-            old = self.listeners
-            self.listeners = create_listeners(self.cfg, self.log)
-            for listener in self.listeners:
-                self.log.info("Listening at: %s (%s)", listener_url(listener), self.pid)
-            close_listeners(old, unlink=True)
+                self.ssl_context = make_ssl_context(cfg)
+            except (ConfigError, HaltServer, SystemExit) as exc:
+                self.log.error("Reload: the new config is not usable, keeping the old "
+                               "one: %s", getattr(exc, "reason", exc))
+                self.log.setup(old_cfg)
+            else:
+                self.cfg = cfg
+        if self.cfg.bind != old_cfg.bind:
+            try:
+                listeners = create_listeners(self.cfg, self.log)
+            except (ConfigError, HaltServer) as exc:
+                self.log.error("Reload: can not bind %s, keeping %s: %s", self.cfg.bind,
+                               old_cfg.bind, getattr(exc, "reason", exc))
+                self.cfg.bind = old_cfg.bind
+            else:
+                close_listeners(self.listeners, unlink=True)
+                self.listeners = listeners
+                for listener in self.listeners:
+                    self.log.info("Listening at: %s (%s)", listener_url(listener), self.pid)
         set_process_title("master [%s]" % self.proc_name)
         self.call_hook("on_reload", self)
         self.num_workers = self.cfg.workers
