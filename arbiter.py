@@ -1830,7 +1830,7 @@ class SyncWorker:
             self.alive = False
         for conn in [c for c in self.connections if c.deadline <= now]:
             if conn.buffer:
-                conn.send_error_quietly(RequestTimeout())
+                conn.send_error_quietly(RequestTimeout.status)
             self.close(conn)
         if self.cfg.reload and self.alive:
             changed = self.changed_file()
@@ -1961,7 +1961,7 @@ class SyncWorker:
                 return
             except HTTPError as exc:
                 self.log.debug("Invalid request from %s: %s", conn.peer_text, exc)
-                conn.send_error_quietly(exc)
+                conn.send_error_quietly(exc.status)
                 self.close(conn)
                 return
             if head is None:
@@ -2060,7 +2060,7 @@ class SyncWorker:
         if response is not None and response.head_sent:
             return response  # too late for an error page: closing says it
         error = ErrorResponse(status)
-        conn.send_error_quietly(exc if isinstance(exc, HTTPError) else error)
+        conn.send_error_quietly(status)
         return error
 
     def checked_header(self, item):
@@ -2301,10 +2301,10 @@ class Connection:
             if poller.poll(min(left, HEARTBEAT_INTERVAL) * 1000):
                 return
 
-    def send_error_quietly(self, exc):
+    def send_error_quietly(self, status):
         """Best effort: an error page for a client that may already be gone."""
         try:
-            self.sock.send(error_page(exc))
+            self.sock.send(error_page(status))
         except OSError:
             pass
 
@@ -2980,10 +2980,9 @@ def http_date(timestamp):
         t.tm_year, t.tm_hour, t.tm_min, t.tm_sec)
 
 
-def error_page(exc):
+def error_page(status):
     """The bytes of an error response: status, reason, Connection: close and a
     short plain-text body that never echoes the request."""
-    status = getattr(exc, "status", 500)
     reason = REASONS.get(status, "Error")
     body = ("%s\n" % reason).encode("ascii")
     return (b"HTTP/1.1 %d %s\r\nConnection: close\r\nContent-Type: text/plain\r\n"

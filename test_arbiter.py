@@ -906,14 +906,11 @@ def test_start_response_twice_needs_exc_info(environ_for):
                                             (414, "URI Too Long"), (501, "Not Implemented"),
                                             (505, "HTTP Version Not Supported")])
 def test_error_pages(status, reason):
-    exc = [cls for cls in (arbiter.BadRequest, arbiter.RequestTimeout, arbiter.URITooLong,
-                           arbiter.Unsupported, arbiter.VersionNotSupported)
-           if cls.status == status][0]("<script>echo</script>")
-    page = arbiter.error_page(exc)
+    page = arbiter.error_page(status)
     head, _, body = page.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 %d %s\r\n" % (status, reason.encode()))
     assert b"Connection: close" in head and b"Content-Length: %d" % len(body) in head
-    assert b"script" not in page
+    assert body == reason.encode() + b"\n"
 
 
 def test_http_date_is_imf_fixdate():
@@ -944,6 +941,415 @@ def test_load_app_forms(tmp_path, monkeypatch):
         arbiter.load_app("loadme:not_callable")
     with pytest.raises(arbiter.AppImportError, match="literal"):
         arbiter.load_app("loadme:factory(os.getcwd())")
+
+
+# ---------------------------------------------------------------------------
+# The Arbiter and the sync worker, for real
+# ---------------------------------------------------------------------------
+
+CORE_APP = r'''
+import os
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def wait_for_release(name):
+    deadline = time.monotonic() + 30
+    while not os.path.exists(os.path.join(HERE, name)) and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def app(environ, start_response):
+    path = environ["PATH_INFO"]
+    headers = [("Content-Type", "text/plain")]
+    if path == "/hold":
+        open(os.path.join(HERE, "holding"), "w").close()
+        wait_for_release("release")
+        body = b"released"
+    elif path == "/sleep":
+        time.sleep(float(environ["QUERY_STRING"] or 30))
+        body = b"slept"
+    elif path == "/echo":
+        body = environ["wsgi.input"].read()
+    elif path == "/read-two":
+        body = environ["wsgi.input"].read(2)
+    elif path == "/stream":
+        start_response("200 OK", headers)
+        return (part for part in (b"one ", b"two ", b"three"))
+    elif path == "/file":
+        start_response("200 OK", headers)
+        return environ["wsgi.file_wrapper"](open(os.path.join(HERE, "data.bin"), "rb"))
+    elif path == "/error":
+        raise RuntimeError("the app failed on purpose")
+    else:
+        body = ("pid=%d ppid=%d" % (os.getpid(), os.getppid())).encode()
+    headers.append(("Content-Length", str(len(body))))
+    start_response("200 OK", headers)
+    return [body]
+'''
+
+
+@pytest.fixture
+def core(servers):
+    """The servers fixture, with the app above as coreapp.py."""
+    (servers.tmp_path / "coreapp.py").write_text(CORE_APP)
+    return servers
+
+
+def children(pid):
+    """The live child processes of ``pid`` (its workers)."""
+    try:
+        with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
+            kids = [int(p) for p in f.read().split()]
+    except OSError:
+        return []
+    return [kid for kid in kids if pid_alive(kid)]
+
+
+def wait_for_workers(pid, count, timeout=10.0):
+    """Wait until ``pid`` has exactly ``count`` workers; their pids."""
+    found = wait_for(lambda: [sorted(children(pid))] if len(children(pid)) == count else None,
+                     timeout, message=lambda: "children: %s" % children(pid))
+    return found[0]
+
+
+def read_response(reader):
+    """One response from a socket's buffered reader (``sock.makefile("rb")``,
+    one per connection): (status, headers dict, body); the body is read by
+    Content-Length, chunked framing, or until the server closes."""
+    status_line = reader.readline()
+    status = int(status_line.split()[1])
+    headers = {}
+    while True:
+        line = reader.readline()
+        if line in (b"\r\n", b""):
+            break
+        name, _, value = line.decode("latin-1").partition(":")
+        headers[name.strip().lower()] = value.strip()
+    if "content-length" in headers:
+        body = reader.read(int(headers["content-length"]))
+    elif headers.get("transfer-encoding") == "chunked":
+        body = b""
+        while True:
+            size = int(reader.readline().split(b";")[0], 16)
+            if size == 0:
+                reader.readline()
+                break
+            body += reader.read(size)
+            reader.readline()
+    else:
+        body = reader.read()
+    return status, headers, body
+
+
+def test_demo_app_pidfile_and_clean_stop(core, tmp_path):
+    pidfile = tmp_path / "app.pid"
+    proc, port = core.start(["-w", "2", "-p", str(pidfile)], app=None)
+    log = wait_for_log(core.log, re.compile(r"Booting worker with pid: \d+[\s\S]*"
+                                            r"Booting worker with pid: \d+"))
+    assert "Listening at: http://127.0.0.1:%d (%d)" % (port, proc.pid) in log
+    assert "Using worker: sync" in log
+    status, body = http_get(port)
+    assert status == 200 and b"arbiter.py" in body and b"pid" in body
+    assert read_pidfile(pidfile) == proc.pid
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=10) == 0
+    assert not pidfile.exists()
+    assert "Shutting down: Master" in read_text(core.log)
+
+
+def test_keep_alive_pipelining_and_http10(core):
+    proc, port = core.start(["-w", "1"], app="coreapp:app")
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        reader = sock.makefile("rb")
+        sock.sendall(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nPOST /echo HTTP/1.1\r\nHost: x\r\n"
+                     b"Content-Length: 5\r\n\r\nhelloGET /b HTTP/1.1\r\nHost: x\r\n\r\n")
+        first, second, third = (read_response(reader), read_response(reader),
+                                read_response(reader))
+        assert [r[0] for r in (first, second, third)] == [200, 200, 200]
+        assert second[2] == b"hello" and first[2] == third[2]      # same worker, in order
+        sock.sendall(b"GET /c HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        status, headers, _ = read_response(reader)
+        assert headers["connection"] == "close" and reader.read(10) == b""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        reader = sock.makefile("rb")
+        sock.sendall(b"GET / HTTP/1.0\r\n\r\n")
+        status, headers, _ = read_response(reader)
+        assert status == 200 and headers["connection"] == "close" and reader.read(10) == b""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        reader = sock.makefile("rb")
+        sock.sendall(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        assert read_response(reader)[1]["connection"] == "keep-alive"
+        sock.sendall(b"GET / HTTP/1.0\r\n\r\n")
+        assert read_response(reader)[0] == 200
+
+
+def test_chunked_response_head_and_file_wrapper(core):
+    (core.tmp_path / "data.bin").write_bytes(bytes(range(256)) * 300)
+    proc, port = core.start(["-w", "1"], app="coreapp:app")
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        reader = sock.makefile("rb")
+        sock.sendall(b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n")
+        status, headers, body = read_response(reader)
+        assert headers["transfer-encoding"] == "chunked" and body == b"one two three"
+        sock.sendall(b"HEAD /a HTTP/1.1\r\nHost: x\r\n\r\nGET /file HTTP/1.1\r\nHost: x\r\n\r\n")
+        head = b""
+        while not head.endswith(b"\r\n\r\n"):               # HEAD: a head, no body
+            head += reader.read(1)
+        assert head.startswith(b"HTTP/1.1 200 OK") and b"Content-Length: " in head
+        status, headers, body = read_response(reader)
+        assert body == bytes(range(256)) * 300
+        assert headers["content-length"] == str(256 * 300)
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(b"GET /stream HTTP/1.0\r\n\r\n")
+        status, headers, body = read_response(sock.makefile("rb"))
+        assert "transfer-encoding" not in headers and body == b"one two three"
+
+
+def test_chunked_request_body_and_100_continue(core):
+    proc, port = core.start(["-w", "1"], app="coreapp:app")
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        reader = sock.makefile("rb")
+        sock.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                     b"4\r\nwiki\r\n5;x=y\r\npedia\r\n0\r\nTrailer-Field: 1\r\n\r\n")
+        assert read_response(reader)[2] == b"wikipedia"
+        sock.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n"
+                     b"Expect: 100-continue\r\n\r\n")
+        assert reader.readline() == b"HTTP/1.1 100 Continue\r\n"
+        assert reader.readline() == b"\r\n"
+        sock.sendall(b"body")
+        assert read_response(reader)[2] == b"body"
+        # An app that reads part of a small body: the rest is drained and
+        # the connection stays usable.
+        sock.sendall(b"POST /read-two HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n\r\n"
+                     b"abcdefGET /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nok")
+        assert read_response(reader)[2] == b"ab"
+        assert read_response(reader)[2] == b"ok"
+
+
+def test_a_bad_request_closes_the_connection_and_nothing_after_it_is_read(core):
+    proc, port = core.start(["-w", "1"], app="coreapp:app")
+    reply = raw_exchange(port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+                               b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n"
+                               b"Transfer-Encoding: chunked\r\n\r\n"
+                               b"0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert reply.count(b"HTTP/1.1 ") == 2
+    assert b"HTTP/1.1 400 Bad Request\r\n" in reply and b"smuggled" not in reply
+
+
+def test_silent_and_slow_clients_do_not_take_the_workers(core):
+    proc, port = core.start(["-w", "2", "--timeout", "30"], app="coreapp:app")
+    assert http_get(port)[0] == 200
+    idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(50)]
+    try:
+        for sock in idle[:10]:
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ")    # half a head
+        started = time.monotonic()
+        assert http_get(port, timeout=5)[0] == 200
+        assert time.monotonic() - started < 2
+    finally:
+        for sock in idle:
+            sock.close()
+
+
+def test_app_exception_is_a_500_and_the_worker_lives_on(core):
+    proc, port = core.start(["-w", "1"], app="coreapp:app")
+    first = served_by(port)[0]
+    status, body = http_get(port, "/error")
+    assert status == 500 and b"failed on purpose" not in body
+    log = wait_for_log(core.log, "RuntimeError: the app failed on purpose")
+    assert "Traceback" in log and "Error handling request /error" in log
+    assert served_by(port)[0] == first
+
+
+def send_and_wait(proc, sig, log):
+    """Send a signal and wait until the master logs that it handled it (the
+    kernel merges a signal sent again before the first was delivered)."""
+    line = "Handling signal: %s" % signal.Signals(sig).name[3:].lower()
+    seen = read_text(log).count(line)
+    proc.send_signal(sig)
+    wait_for(lambda: read_text(log).count(line) > seen)
+
+
+def test_ttin_ttou_hup_and_winch(core):
+    proc, port = core.start(["-w", "2"], app="coreapp:app")
+    first = wait_for_workers(proc.pid, 2)
+    send_and_wait(proc, signal.SIGTTIN, core.log)
+    wait_for_workers(proc.pid, 3)
+    send_and_wait(proc, signal.SIGTTOU, core.log)
+    send_and_wait(proc, signal.SIGTTOU, core.log)
+    wait_for_workers(proc.pid, 1)
+    send_and_wait(proc, signal.SIGTTOU, core.log)          # never below one
+    assert len(wait_for_workers(proc.pid, 1)) == 1
+    send_and_wait(proc, signal.SIGHUP, core.log)           # back to -w 2, all new
+    second = wait_for(lambda: children(proc.pid) if len(children(proc.pid)) == 2 and
+                      not set(children(proc.pid)) & set(first) else None)
+    worker, master = served_by(port)
+    assert master == proc.pid and worker in second
+    send_and_wait(proc, signal.SIGWINCH, core.log)
+    wait_for_workers(proc.pid, 0)
+    assert proc.poll() is None and "graceful stop of workers" in read_text(core.log)
+    send_and_wait(proc, signal.SIGTTIN, core.log)
+    wait_for_workers(proc.pid, 1)
+    assert http_get(port)[0] == 200
+
+
+def test_usr1_reopens_the_access_log(core, tmp_path):
+    access = tmp_path / "access.log"
+    proc, port = core.start(["-w", "1", "--access-logfile", str(access)], app="coreapp:app")
+    http_get(port, "/first?x=1")
+    wait_for(lambda: "GET /first?x=1 HTTP/1.1" in read_text(access))
+    access.rename(tmp_path / "access.log.1")
+    proc.send_signal(signal.SIGUSR1)
+    wait_for_log(core.log, "Handling signal: usr1")
+
+    def logged_in_new_file():       # the worker reopens on its own USR1, just after
+        http_get(port, "/second")
+        return "GET /second HTTP/1.1" in read_text(access)
+    wait_for(logged_in_new_file)
+    http_get(port, "/third")
+    wait_for(lambda: "GET /third HTTP/1.1" in read_text(access))
+    assert "/third" not in read_text(tmp_path / "access.log.1")
+
+
+def test_term_finishes_the_request_in_flight_then_exits(core, tmp_path):
+    pidfile = tmp_path / "app.pid"
+    proc, port = core.start(["-w", "2", "-p", str(pidfile)], app="coreapp:app")
+    core.sockets.pop().close()      # the server's copy is now the only one
+    wait_for_workers(proc.pid, 2)
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request("GET", "/hold")
+    wait_for(lambda: (tmp_path / "holding").exists())
+    proc.send_signal(signal.SIGTERM)
+    wait_for_log(core.log, "Handling signal: term")
+    wait_for(lambda: connection_refused(port), 5)     # listeners closed at once
+    assert proc.poll() is None                         # still finishing /hold
+    (tmp_path / "release").write_text("")
+    response = conn.getresponse()
+    assert (response.status, response.read()) == (200, b"released")
+    assert proc.wait(timeout=10) == 0
+    assert not pidfile.exists() and children(proc.pid) == []
+
+
+def connection_refused(port):
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except ConnectionRefusedError:
+        return True
+    return False
+
+
+def test_int_stops_at_once_even_with_a_request_in_flight(core, tmp_path):
+    proc, port = core.start(["-w", "1"], app="coreapp:app")
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request("GET", "/hold")
+    wait_for(lambda: (tmp_path / "holding").exists())
+    started = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=5) == 0
+    assert time.monotonic() - started < 3
+    conn.close()
+
+
+def test_worker_timeout_logs_the_stack_and_the_request_then_replaces_it(core):
+    proc, port = core.start(["-w", "1", "--timeout", "2"], app="coreapp:app")
+    stuck = served_by(port)[0]
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
+    conn.request("GET", "/sleep?30")
+    log = wait_for_log(core.log, "while serving GET /sleep?30", 10)
+    assert "WORKER TIMEOUT (pid:%d)" % stuck in log
+    assert "time.sleep" in log and "coreapp.py" in log          # the Python stack
+    log = wait_for_log(core.log, re.compile(r"Worker \(pid:%d\) .*timeout" % stuck))
+    assert served_by(port)[0] != stuck
+    conn.close()
+
+
+@pytest.mark.parametrize("module, expected", [
+    ("raise RuntimeError('broken at import')\n", "broken at import"),
+    ("x = 1\n", "'app'"),
+])
+def test_an_app_that_can_not_load_stops_the_server_with_code_4(core, module, expected):
+    (core.tmp_path / "badapp.py").write_text(module)
+    started = time.monotonic()
+    proc, port = core.start(["-w", "2"], app="badapp:app")
+    assert proc.wait(timeout=10) == 4
+    assert time.monotonic() - started < 5
+    log = read_text(core.log)
+    assert expected in log and "App failed to load." in log
+    assert log.count("Booting worker") <= 2                    # no restart loop
+
+
+def test_missing_module_names_it(core):
+    proc, port = core.start(["-w", "1"], app="no_such_module_here:app")
+    assert proc.wait(timeout=10) == 4
+    assert "no_such_module_here" in read_text(core.log)
+
+
+def test_a_pidfile_naming_a_live_process_refuses_to_start(core, tmp_path):
+    pidfile = tmp_path / "app.pid"
+    pidfile.write_text("%d\n" % os.getpid())
+    proc, port = core.start(["-w", "1", "-p", str(pidfile)], app="coreapp:app")
+    assert proc.wait(timeout=10) != 0
+    assert "Already running on PID %d" % os.getpid() in read_text(core.log)
+    assert pidfile.read_text() == "%d\n" % os.getpid()
+
+
+def test_max_requests_recycles_and_no_worker_serves_more(core):
+    proc, port = core.start(["-w", "1", "--max-requests", "5"], app="coreapp:app")
+    served = collections.Counter(served_by(port)[0] for _ in range(13))
+    assert len(served) >= 3 and max(served.values()) <= 5
+    assert "exited (recycled: max requests)" in wait_for_log(core.log, "recycled")
+
+
+def test_unix_socket_is_served_and_removed_on_exit(core, tmp_path):
+    path = str(tmp_path / "app.sock")
+    proc = core.popen([sys.executable, ARBITER, "-w", "1", "-b", "unix:" + path,
+                       "coreapp:app"])
+    wait_for(lambda: os.path.exists(path))
+    wait_for_log(core.log, "Booting worker")
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.settimeout(10)
+        sock.connect(path)
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert read_response(sock.makefile("rb"))[0] == 200
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=10) == 0
+    assert not os.path.exists(path)
+
+
+HOOKS_CONF = r'''
+import os
+
+def record(name):
+    with open(os.path.join(os.path.dirname(__file__), "hooks.txt"), "a") as f:
+        f.write(name + "\n")
+
+def on_starting(server): record("on_starting")
+def when_ready(server): record("when_ready")
+def pre_fork(server, worker): record("pre_fork")
+def post_fork(server, worker): record("post_fork")
+def post_worker_init(worker): record("post_worker_init")
+def pre_request(worker, req): record("pre_request %s %s" % (req.method, req.path))
+def post_request(worker, req, environ, resp): record("post_request %s" % resp.status)
+def worker_exit(server, worker): record("worker_exit")
+def child_exit(server, worker): record("child_exit")
+def on_exit(server): record("on_exit")
+'''
+
+
+def test_hooks_run_in_order_with_gunicorns_signatures(core, tmp_path):
+    (tmp_path / "hooks.conf.py").write_text(HOOKS_CONF)
+    proc, port = core.start(["-w", "1", "-c", str(tmp_path / "hooks.conf.py")],
+                            app="coreapp:app")
+    wait_for(lambda: "post_worker_init" in read_text(tmp_path / "hooks.txt"))
+    assert http_get(port, "/x")[0] == 200
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=10) == 0
+    assert read_text(tmp_path / "hooks.txt").split("\n") == [
+        "on_starting", "when_ready", "pre_fork", "post_fork", "post_worker_init",
+        "pre_request GET /x", "post_request 200 OK", "worker_exit", "child_exit",
+        "on_exit", ""]
 
 
 # ---------------------------------------------------------------------------
