@@ -122,6 +122,9 @@ READ_SIZE = 65536
 WANT_READ = (BlockingIOError,)
 WANT_WRITE = ()
 DEFAULT_FIELD_SIZE = 8190
+# A Content-Length with more digits than this (an exabyte) is refused: it
+# can not be real, and int() of thousands of digits is an error (or slow).
+MAX_CONTENT_LENGTH_DIGITS = 18
 
 # RFC 9110 §5.6.2: token = 1*tchar.
 TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
@@ -636,7 +639,9 @@ def build_parser():
             continue
         kwargs = {"dest": setting.name, "help": setting.help}
         if setting.convert is to_bool or setting.default is False:
-            negative = setting.flags[-1].startswith("--no-")
+            # A "--no-..." flag turns off a setting that is on by default
+            # (--no-sendfile); --no-control-socket sets its setting to True.
+            negative = setting.flags[-1].startswith("--no-") and setting.default is True
             kwargs["action"] = "store_false" if negative else "store_true"
         elif setting.convert is to_str_list or setting.default == []:
             kwargs["action"] = "append"
@@ -1512,7 +1517,9 @@ def parse_address(address, default_port=8000):
         address = address[len("tcp://"):]
     if address.startswith("["):
         host, _, rest = address[1:].partition("]")
-        port = rest[1:] if rest.startswith(":") else ""
+        if rest and not rest.startswith(":"):
+            raise ConfigError("expected [HOST]:PORT, not %r" % address)
+        port = rest[1:]
         family = socket.AF_INET6
     elif address.count(":") > 1:
         host, port, family = address, "", socket.AF_INET6
@@ -1707,6 +1714,7 @@ class SyncWorker:
         self.mtimes = {}                # --reload: path -> mtime
         self.date = (0, b"")
         self.header_cache = {}          # (name, value) -> (lower name, line bytes)
+        self.environ_keys = dict(HEADER_KEYS)   # header name -> environ key
         self.base_environ = {}
         self.secure_headers = secure_header_keys(cfg)
         self.ssl_context = None         # set by the master when TLS is on
@@ -2227,6 +2235,10 @@ class Connection:
         if self.buffer:
             data, self.buffer = self.buffer[:size], self.buffer[size:]
             return data
+        return self.recv_from_socket(size)
+
+    def recv_from_socket(self, size=READ_SIZE):
+        """Bytes from the socket (not the buffer), waiting for them; b"" at EOF."""
         while True:
             try:
                 return self.sock.recv(size)
@@ -2416,10 +2428,8 @@ def parse_target(request, target):
     """RFC 9112 §3.2: origin-form, absolute-form, authority-form (CONNECT
     only) and asterisk-form (OPTIONS only)."""
     if target[0] == "/":
-        path, _, query = target.partition("?")
-        query, _, fragment = query.partition("#")
-        path, _, path_fragment = path.partition("#")
-        request.path, request.query, request.fragment = path, query, fragment or path_fragment
+        target, _, request.fragment = target.partition("#")
+        request.path, _, request.query = target.partition("?")
         return
     if target == "*":
         if request.method != "OPTIONS":
@@ -2504,6 +2514,8 @@ def check_framing(request, cfg):
         if name == "CONTENT-LENGTH":
             if not DIGITS.fullmatch(value):
                 raise BadRequest("Content-Length is not a number")
+            if len(value) > MAX_CONTENT_LENGTH_DIGITS:
+                raise BadRequest("Content-Length too large")
             content_lengths.add(int(value))
         elif name == "TRANSFER-ENCODING":
             codings = (codings or []) + [c.strip(" \t").lower() for c in value.split(",")]
@@ -2694,14 +2706,14 @@ class ChunkedReader:
         conn = self.conn
         while True:
             end = conn.buffer.find(b"\r\n")
+            if end > limit or end < 0 and len(conn.buffer) > limit:
+                raise BadRequest("line longer than %d bytes in a chunked body" % limit)
             if end >= 0:
                 line, conn.buffer = conn.buffer[:end], conn.buffer[end + 2:]
                 if b"\n" in line or b"\r" in line:
                     raise BadRequest("bare CR or LF in a chunked body")
                 return line
-            if len(conn.buffer) > limit:
-                raise BadRequest("chunk line too long")
-            data = conn.recv()
+            data = conn.recv_from_socket()
             if not data:
                 raise IncompleteBody("the chunked body ended early")
             conn.buffer = conn.buffer + data
@@ -2872,6 +2884,7 @@ def base_environ(listener, cfg):
 
 
 HEADER_KEYS = {"CONTENT-TYPE": "CONTENT_TYPE", "CONTENT-LENGTH": "CONTENT_LENGTH"}
+ENVIRON_KEY_CACHE_SIZE = 1024
 
 
 def build_environ(request, conn, worker):
@@ -2898,11 +2911,14 @@ def build_environ(request, conn, worker):
         "REMOTE_PORT": str(peer[1]) if isinstance(peer, tuple) else "",
         "wsgi.input": request.body,
     })
-    keys = HEADER_KEYS
+    keys = worker.environ_keys
     for name, value in request.headers:
         key = keys.get(name)
         if key is None:
-            key = keys[name] = "HTTP_" + name.replace("-", "_")
+            if len(keys) >= ENVIRON_KEY_CACHE_SIZE:  # new names from clients: bounded
+                keys.clear()
+                keys.update(HEADER_KEYS)
+            key = keys[name] = HEADER_KEYS.get(name) or "HTTP_" + name.replace("-", "_")
         if key in environ:
             environ[key] += "," + value
         else:
@@ -3251,7 +3267,7 @@ def load_app(uri):
     try:
         args = [ast.literal_eval(arg) for arg in tree.args] if call else []
         kwargs = {kw.arg: ast.literal_eval(kw.value) for kw in tree.keywords} if call else {}
-    except ValueError:
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
         raise AppImportError("Failed to parse arguments as literal values: %r"
                              % expression) from None
     try:

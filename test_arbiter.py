@@ -1,20 +1,17 @@
-"""Tests for arbiter.py.
+"""Tests for arbiter.py, in the order of the module's sections.
 
-Unit tests call the parser and the environ builder directly, from tables;
-integration tests start ``python arbiter.py`` for real on a socket the test
+Unit tests (configuration, pidfile, addresses, HTTP parsing with a seeded
+mutation test, body readers, environ, response, app loading) call the code
+directly, from tables; nothing is mocked: sockets are real socketpair ends,
+and the only seam is a small stand-in for the worker's attributes.
+
+Integration tests start ``python arbiter.py`` for real on a socket the test
 binds (passed as ``fd://N``), send real signals, wait on events (log lines,
-datagrams, responses, files) under deadlines, and end every process they
-start, by pid and process group, even when they fail.
+datagrams, responses, files) under deadlines, never on sleeps, and end every
+process they start, by pid and process group, even when they fail.
 """
 
-# ---------------------------------------------------------------------------
-# Operations: real servers (python arbiter.py ...) on sockets the test binds,
-# real signals, systemd notify/activation, TLS, PROXY protocol, logs, statsd,
-# daemon mode, --reload, USR2 re-exec. Nothing is mocked; nothing sleeps to
-# wait: every wait polls a condition under a deadline, or waits for an event
-# (a datagram, a response, a log line, a file).
-# ---------------------------------------------------------------------------
-
+import argparse
 import collections
 import http.client
 import json
@@ -27,11 +24,1571 @@ import ssl
 import struct
 import subprocess
 import sys
+import textwrap
 import time
 
 import pytest
 
 import arbiter
+
+
+def make_cfg(**settings):
+    """Default settings, independent of the environment the tests run in
+    (Config() reads os.environ for WEB_CONCURRENCY, PORT and
+    FORWARDED_ALLOW_IPS), with some changed through Config.set()."""
+    cfg = arbiter.Config({})
+    for name, value in settings.items():
+        cfg.set(name, value)
+    return cfg
+
+
+# ---------------------------------------------------------------------------
+# Configuration: load_config, config files, the environment, the parser
+# ---------------------------------------------------------------------------
+
+@pytest.fixture
+def conf_dir(tmp_path, monkeypatch):
+    """A working directory without ./gunicorn.conf.py (load_config would
+    pick that one up), where config files are written."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def write_config(directory, text, name="conf.py"):
+    path = directory / name
+    path.write_text(textwrap.dedent(text))
+    return str(path)
+
+
+@pytest.mark.parametrize("in_file, in_env, in_cli, expected", [
+    (None, None, None, 30),     # the default
+    (11, None, None, 11),       # config file over the default
+    (None, 12, None, 12),       # GUNICORN_CMD_ARGS over the default
+    (11, 12, None, 12),         # GUNICORN_CMD_ARGS over the config file
+    (None, None, 13, 13),       # command line over the default
+    (11, None, 13, 13),         # command line over the config file
+    (None, 12, 13, 13),         # command line over GUNICORN_CMD_ARGS
+    (11, 12, 13, 13),           # command line over everything
+])
+def test_load_config_precedence(conf_dir, in_file, in_env, in_cli, expected):
+    argv, environ = [], {}
+    if in_file is not None:
+        argv += ["-c", write_config(conf_dir, "timeout = %d\n" % in_file)]
+    if in_env is not None:
+        environ["GUNICORN_CMD_ARGS"] = "--timeout %d" % in_env
+    if in_cli is not None:
+        argv += ["--timeout", str(in_cli)]
+    cfg = arbiter.load_config(argv, environ)
+    assert cfg.timeout == expected
+    assert cfg.graceful_timeout == 30   # untouched settings keep their default
+
+
+@pytest.mark.parametrize("in_file, in_env, in_cli, expected", [
+    (None, None, None, None),
+    ("file:app", None, None, "file:app"),
+    ("file:app", "env:app", None, "env:app"),
+    ("file:app", "env:app", "cli:app", "cli:app"),
+    (None, None, "cli:app", "cli:app"),
+])
+def test_load_config_app_uri_precedence(conf_dir, in_file, in_env, in_cli, expected):
+    argv, environ = [], {}
+    if in_file is not None:
+        argv += ["-c", write_config(conf_dir, "wsgi_app = %r\n" % in_file)]
+    if in_env is not None:
+        environ["GUNICORN_CMD_ARGS"] = "--backlog 5 " + in_env
+    if in_cli is not None:
+        argv.append(in_cli)
+    assert arbiter.load_config(argv, environ).app_uri == expected
+
+
+def test_config_file_in_gunicorn_format(conf_dir):
+    path = write_config(conf_dir, '''
+        import os
+        import multiprocessing
+
+        bind = "127.0.0.1:9001"
+        workers = 3
+        backlog = 64
+        raw_env = ["A=1", "BAD=2"]
+        secure_scheme_headers = {"X-SCHEME": "https"}
+
+        def helper():          # a helper of the file's own: not a setting
+            return 1
+
+        def on_starting(server):
+            server.append("starting")
+
+        def post_fork(server, worker):
+            server.append(("forked", worker))
+    ''')
+    cfg = arbiter.load_config(["-c", path], {})
+    assert cfg.bind == ["127.0.0.1:9001"]
+    assert cfg.workers == 3
+    assert cfg.backlog == 64
+    assert cfg.raw_env == ["A=1", "BAD=2"]
+    assert cfg.secure_scheme_headers == {"X-SCHEME": "https"}
+    assert cfg.config == os.path.abspath(path)
+    assert cfg.warnings == []           # imports and helpers are not warned about
+    calls = []
+    cfg.on_starting(calls)
+    cfg.post_fork(calls, "w1")
+    assert calls == ["starting", ("forked", "w1")]
+    assert cfg.pre_fork is arbiter.no_hook   # hooks the file does not define
+
+
+def test_config_file_named_in_gunicorn_cmd_args(conf_dir):
+    path = write_config(conf_dir, "workers = 5\n")
+    cfg = arbiter.load_config([], {"GUNICORN_CMD_ARGS": "-c %s" % path})
+    assert cfg.workers == 5
+
+
+def test_default_gunicorn_conf_py_is_picked_up(conf_dir):
+    write_config(conf_dir, "workers = 6\n", name="gunicorn.conf.py")
+    assert arbiter.load_config([], {}).workers == 6
+
+
+@pytest.mark.parametrize("text, fragments", [
+    ("workrs = 2\n", ["workrs", "did you mean", "workers"]),
+    ("timout = 5\n", ["timout", "did you mean", "timeout"]),
+    ("max_request = 5\n", ["max_request", "did you mean", "max_requests"]),
+    ("workers = 'many'\n", ["workers", "not an integer"]),
+    ("workers = 0\n", ["workers", "at least one worker"]),
+    ("daemon = 'perhaps'\n", ["daemon", "not a boolean"]),
+    ("loglevel = 'loud'\n", ["loglevel", "loud"]),
+    ("bind = 8000\n", ["bind"]),
+    ("this is not python\n", ["error in config file"]),
+    ("raise RuntimeError('from the file')\n", ["error in config file", "from the file"]),
+])
+def test_config_file_errors(conf_dir, text, fragments):
+    path = write_config(conf_dir, text)
+    with pytest.raises(arbiter.ConfigError) as info:
+        arbiter.load_config(["-c", path], {})
+    for fragment in fragments:
+        assert fragment in str(info.value)
+
+
+def test_missing_config_file_is_a_config_error(conf_dir):
+    with pytest.raises(arbiter.ConfigError, match="can not read config file"):
+        arbiter.load_config(["-c", str(conf_dir / "nowhere.py")], {})
+
+
+@pytest.mark.parametrize("text, name, value, warning", [
+    ("threads = 4\n", "threads", 4, "'threads' has no effect"),
+    ("http_protocols = 'h2'\n", "http_protocols", "h2", "'http_protocols' has no effect"),
+    ("control_socket = '/x'\n", "control_socket", "/x", "'control_socket' has no effect"),
+    ("my_own_value = 1\n", None, None, "'my_own_value' is not a setting"),
+])
+def test_config_file_settings_that_only_warn(conf_dir, text, name, value, warning):
+    cfg = arbiter.load_config(["-c", write_config(conf_dir, text)], {})
+    assert len(cfg.warnings) == 1
+    assert warning in cfg.warnings[0]
+    if name is not None:
+        assert getattr(cfg, name) == value
+
+
+def test_ignored_setting_on_the_command_line_warns(conf_dir):
+    cfg = arbiter.load_config(["--threads", "8"], {})
+    assert cfg.warnings == ["setting 'threads' has no effect in arbiter.py; ignored"]
+
+
+@pytest.mark.parametrize("environ, workers, bind", [
+    ({}, 1, ["127.0.0.1:8000"]),
+    ({"WEB_CONCURRENCY": "4"}, 4, ["127.0.0.1:8000"]),
+    ({"PORT": "5000"}, 1, ["0.0.0.0:5000"]),
+    ({"PORT": "5000", "WEB_CONCURRENCY": "2"}, 2, ["0.0.0.0:5000"]),
+    ({"PORT": "5000", "GUNICORN_CMD_ARGS": "-b 127.0.0.1:7000 -w 3"}, 3, ["127.0.0.1:7000"]),
+])
+def test_environment_defaults_workers_and_bind(conf_dir, environ, workers, bind):
+    cfg = arbiter.load_config([], environ)
+    assert cfg.workers == workers
+    assert cfg.bind == bind
+
+
+def test_environment_defaults_lose_to_the_command_line(conf_dir):
+    cfg = arbiter.load_config(["-w", "7", "-b", "unix:/tmp/a.sock"],
+                              {"WEB_CONCURRENCY": "4", "PORT": "5000"})
+    assert (cfg.workers, cfg.bind) == (7, ["unix:/tmp/a.sock"])
+
+
+def test_invalid_web_concurrency_is_a_config_error(conf_dir):
+    with pytest.raises(arbiter.ConfigError):
+        arbiter.load_config([], {"WEB_CONCURRENCY": "0"})
+
+
+@pytest.mark.parametrize("worker_class", [
+    "gevent", "eventlet", "gthread", "tornado", "uvicorn.workers.UvicornWorker"])
+def test_other_worker_classes_are_refused(conf_dir, worker_class):
+    with pytest.raises(arbiter.ConfigError) as info:
+        arbiter.load_config(["-k", worker_class], {})
+    assert worker_class in str(info.value)
+    assert "'sync'" in str(info.value)
+
+
+def test_other_worker_class_in_a_config_file_is_refused(conf_dir):
+    path = write_config(conf_dir, "worker_class = 'gevent'\n")
+    with pytest.raises(arbiter.ConfigError, match="sync"):
+        arbiter.load_config(["-c", path], {})
+
+
+@pytest.mark.parametrize("worker_class", ["sync", "gunicorn.workers.sync.SyncWorker"])
+def test_sync_worker_class_is_accepted(conf_dir, worker_class):
+    assert arbiter.load_config(["-k", worker_class], {}).worker_class == worker_class
+
+
+@pytest.mark.parametrize("argv, name, expected", [
+    (["--preload"], "preload_app", True),
+    ([], "preload_app", False),
+    (["--no-sendfile"], "sendfile", False),
+    ([], "sendfile", True),
+    (["-D"], "daemon", True),
+    (["--reload"], "reload", True),
+    (["-b", "127.0.0.1:1"], "bind", ["127.0.0.1:1"]),
+    (["-b", "127.0.0.1:1", "--bind", "unix:/tmp/s", "-b", "fd://3"], "bind",
+     ["127.0.0.1:1", "unix:/tmp/s", "fd://3"]),
+    (["-e", "A=1", "--env", "BAD=2"], "raw_env", ["A=1", "BAD=2"]),
+    (["--reload-extra-file", "a", "--reload-extra-file", "b"], "reload_extra_files", ["a", "b"]),
+    (["--proxy-protocol"], "proxy_protocol", "auto"),
+    (["--proxy-protocol", "v2"], "proxy_protocol", "v2"),
+    (["--forwarded-allow-ips", "10.0.0.1, 10.0.0.2"], "forwarded_allow_ips",
+     ["10.0.0.1", "10.0.0.2"]),
+    (["-w", "0x3"], "workers", 3),
+    (["--log-level", "DEBUG"], "loglevel", "debug"),
+    (["--limit-request-field_size", "100"], "limit_request_field_size", 100),
+    (["-u", "1000"], "user", "1000"),
+    (["--shutdown-delay", "1.5"], "shutdown_delay", 1.5),
+])
+def test_command_line_flags(conf_dir, argv, name, expected):
+    assert getattr(arbiter.load_config(argv, {}), name) == expected
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["-w", "many"], "workers"),
+    (["--timeout", "-1"], "timeout"),
+    (["--log-level", "loud"], "loglevel"),
+    (["--proxy-protocol", "v3"], "proxy_protocol"),
+])
+def test_command_line_values_are_converted_and_checked(conf_dir, argv, fragment):
+    with pytest.raises(arbiter.ConfigError, match=fragment):
+        arbiter.load_config(argv, {})
+
+
+def test_build_parser_has_every_setting_with_flags():
+    parser = arbiter.build_parser()
+    actions = parser._option_string_actions
+    flagged = [s for s in arbiter.SETTINGS if s.flags]
+    assert len(flagged) > 50
+    for setting in flagged:
+        for flag in setting.flags:
+            assert flag in actions, flag
+            assert actions[flag].dest == setting.name, flag
+            assert actions[flag].default is argparse.SUPPRESS, flag
+    dests = {action.dest for action in parser._actions}
+    assert dests == {s.name for s in flagged} | {"help", "version", "app_uri"}
+    # Settings without flags (hooks, wsgi_app, ...) are not on the command line.
+    for setting in arbiter.SETTINGS:
+        if not setting.flags:
+            assert setting.name not in dests
+
+
+def test_parser_namespace_holds_only_what_was_given():
+    namespace = vars(arbiter.build_parser().parse_args(["-w", "2", "--preload", "m:app"]))
+    assert namespace == {"workers": "2", "preload_app": True, "app_uri": "m:app"}
+
+
+def _switch_flags():
+    """Every flag that takes no value, with the setting it sets."""
+    rows = []
+    for action in arbiter.build_parser()._actions:
+        if action.nargs == 0 and action.dest not in ("help", "version"):
+            rows.append(pytest.param(action.option_strings[-1], action.dest,
+                                     id=action.dest))
+    return rows
+
+
+@pytest.mark.parametrize("flag, name", _switch_flags())
+def test_every_switch_flag_changes_its_setting(conf_dir, flag, name):
+    if name == "suppress_ragged_eofs":
+        pytest.skip("on by default; the flag exists for gunicorn command lines")
+    default = getattr(make_cfg(), name)
+    assert getattr(arbiter.load_config([flag], {}), name) != default
+
+
+@pytest.mark.parametrize("name, value, expected", [
+    ("workers", "3", 3),
+    ("workers", 2, 2),
+    ("timeout", "0o10", 8),
+    ("preload_app", "yes", True),
+    ("preload_app", "off", False),
+    ("sendfile", None, None),
+    ("bind", "127.0.0.1:1", ["127.0.0.1:1"]),
+    ("bind", ["a", "b"], ["a", "b"]),
+    ("forwarded_allow_ips", "a, b,,c", ["a", "b", "c"]),
+    ("proxy_protocol", True, "auto"),
+    ("proxy_protocol", False, "off"),
+    ("header_map", "REFUSE", "refuse"),
+    ("user", 33, "33"),
+    ("on_starting", "os.getcwd", os.getcwd),
+])
+def test_config_set_converts(name, value, expected):
+    cfg = make_cfg()
+    cfg.set(name, value)
+    assert getattr(cfg, name) == expected
+
+
+@pytest.mark.parametrize("name, value, fragment", [
+    ("workrs", 1, "did you mean 'workers'"),
+    ("no_such_setting_at_all", 1, "unknown setting"),
+    ("workers", -1, "workers"),
+    ("preload_app", "maybe", "not a boolean"),
+    ("bind", ["a", 1], "not a list of strings"),
+    ("on_starting", 42, "not callable"),
+    ("on_starting", "os.no_such_function", "can not import"),
+    ("secure_scheme_headers", "x", "not a dict"),
+])
+def test_config_set_refuses(name, value, fragment):
+    with pytest.raises(arbiter.ConfigError, match=fragment):
+        make_cfg().set(name, value)
+
+
+# ---------------------------------------------------------------------------
+# The pidfile
+# ---------------------------------------------------------------------------
+
+def reaped_pid():
+    """The pid of a child that has exited and been reaped: a stale pid."""
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    os.waitpid(pid, 0)
+    return pid
+
+
+def test_pidfile_create_writes_pid_atomically(tmp_path):
+    path = tmp_path / "app.pid"
+    pidfile = arbiter.Pidfile(str(path))
+    pidfile.create(os.getpid())
+    assert path.read_bytes() == b"%d\n" % os.getpid()
+    assert os.listdir(tmp_path) == ["app.pid"]      # no temporary file left behind
+    assert pidfile.read() == os.getpid()
+    assert pidfile.validate() == os.getpid()
+
+
+def test_pidfile_naming_a_live_process_is_refused(tmp_path):
+    path = tmp_path / "app.pid"
+    other = os.getppid()                # alive: it is running us
+    path.write_text("%d\n" % other)
+    with pytest.raises(arbiter.HaltServer) as info:
+        arbiter.Pidfile(str(path)).create(os.getpid())
+    assert "Already running" in info.value.reason
+    assert str(other) in info.value.reason
+    assert path.read_text() == "%d\n" % other       # left alone
+    assert os.listdir(tmp_path) == ["app.pid"]
+
+
+@pytest.mark.parametrize("content", ["stale", "", "\n", "garbage\n", "0\n"])
+def test_pidfile_that_is_stale_or_unreadable_is_replaced(tmp_path, content):
+    path = tmp_path / "app.pid"
+    path.write_text("%d\n" % reaped_pid() if content == "stale" else content)
+    arbiter.Pidfile(str(path)).create(os.getpid())
+    assert path.read_text() == "%d\n" % os.getpid()
+    assert os.listdir(tmp_path) == ["app.pid"]
+
+
+def test_pidfile_naming_ourselves_is_rewritten(tmp_path):
+    path = tmp_path / "app.pid"
+    path.write_text("%d\n" % os.getpid())
+    arbiter.Pidfile(str(path)).create(os.getpid())
+    assert path.read_text() == "%d\n" % os.getpid()
+
+
+def test_pidfile_create_without_check_overwrites(tmp_path):
+    path = tmp_path / "app.pid"
+    path.write_text("%d\n" % os.getppid())
+    arbiter.Pidfile(str(path)).create(os.getpid(), check=False)
+    assert path.read_text() == "%d\n" % os.getpid()
+
+
+@pytest.mark.parametrize("now_names, removed", [
+    ("us", True),
+    ("parent", False),      # another master took the file over: keep it
+    ("nobody", False),      # the file is gone: nothing to do, no error
+])
+def test_pidfile_unlink_removes_only_our_own(tmp_path, now_names, removed):
+    path = tmp_path / "app.pid"
+    pidfile = arbiter.Pidfile(str(path))
+    pidfile.create(os.getpid())
+    if now_names == "parent":
+        path.write_text("%d\n" % os.getppid())
+    elif now_names == "nobody":
+        path.unlink()
+    pidfile.unlink()
+    assert path.exists() == (not removed and now_names != "nobody")
+
+
+def test_pidfile_rename_moves_it(tmp_path):
+    pidfile = arbiter.Pidfile(str(tmp_path / "a.pid"))
+    pidfile.create(os.getpid())
+    pidfile.rename(str(tmp_path / "a.pid.oldbin"))
+    assert os.listdir(tmp_path) == ["a.pid.oldbin"]
+    assert (tmp_path / "a.pid.oldbin").read_text() == "%d\n" % os.getpid()
+
+
+# ---------------------------------------------------------------------------
+# Listening sockets: parse_address
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("address, expected", [
+    ("127.0.0.1:8000", (socket.AF_INET, ("127.0.0.1", 8000))),
+    ("127.0.0.1", (socket.AF_INET, ("127.0.0.1", 8000))),
+    ("127.0.0.1:", (socket.AF_INET, ("127.0.0.1", 8000))),
+    ("0.0.0.0", (socket.AF_INET, ("0.0.0.0", 8000))),
+    (":9000", (socket.AF_INET, ("0.0.0.0", 9000))),
+    ("10.1.2.3:0", (socket.AF_INET, ("10.1.2.3", 0))),
+    ("10.1.2.3:65535", (socket.AF_INET, ("10.1.2.3", 65535))),
+    ("tcp://127.0.0.1:5000", (socket.AF_INET, ("127.0.0.1", 5000))),
+    ("[::1]:8080", (socket.AF_INET6, ("::1", 8080))),
+    ("[::1]", (socket.AF_INET6, ("::1", 8000))),
+    ("[::]:80", (socket.AF_INET6, ("::", 80))),
+    ("::1", (socket.AF_INET6, ("::1", 8000))),
+    ("[2001:db8::1]:443", (socket.AF_INET6, ("2001:db8::1", 443))),
+    ("unix:/tmp/x.sock", (socket.AF_UNIX, "/tmp/x.sock")),
+    ("unix:relative.sock", (socket.AF_UNIX, "relative.sock")),
+    ("fd://3", (None, 3)),
+    ("fd://17", (None, 17)),
+])
+def test_parse_address_table(address, expected):
+    assert arbiter.parse_address(address) == expected
+
+
+def test_parse_address_default_port():
+    assert arbiter.parse_address("127.0.0.1", default_port=80) == (socket.AF_INET,
+                                                                  ("127.0.0.1", 80))
+
+
+def test_parse_address_resolves_a_name():
+    family, (host, port) = arbiter.parse_address("localhost:9000")
+    assert port == 9000
+    assert (family, host) in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1"))
+
+
+@pytest.mark.parametrize("address", [
+    "127.0.0.1:http",
+    "127.0.0.1:80x",
+    "127.0.0.1:65536",
+    "127.0.0.1:-1",
+    "127.0.0.1:99999999",
+    "[::1]:x",
+    "[::1]:70000",
+    "fd://",
+    "fd://three",
+    "fd://3.5",
+    "[::1]8080",
+])
+def test_parse_address_refuses(address):
+    with pytest.raises(arbiter.ConfigError):
+        arbiter.parse_address(address)
+
+
+# ---------------------------------------------------------------------------
+# HTTP parsing: parse_head
+# ---------------------------------------------------------------------------
+
+HOST_LINE = b"\r\nHost: example.com"        # the Host field most heads need
+
+ACCEPTED_HEADS = [
+    # id, head, settings, expected attributes of the Request
+    ("simple", b"GET / HTTP/1.1" + HOST_LINE, {},
+     dict(method="GET", uri="/", path="/", query="", version=(1, 1), host="example.com",
+          headers=[("HOST", "example.com")], content_length=None, chunked=False,
+          keep_alive=True, expect_continue=False, scheme=None)),
+    ("query", b"GET /a/b?x=1&y=%20z HTTP/1.1" + HOST_LINE, {},
+     dict(path="/a/b", query="x=1&y=%20z", uri="/a/b?x=1&y=%20z")),
+    ("query-with-question-marks", b"GET /p??a?b HTTP/1.1" + HOST_LINE, {},
+     dict(path="/p", query="?a?b")),
+    ("fragment", b"GET /p?q=1#frag HTTP/1.1" + HOST_LINE, {},
+     dict(path="/p", query="q=1", fragment="frag")),
+    ("fragment-no-query", b"GET /p#f?x HTTP/1.1" + HOST_LINE, {},
+     dict(path="/p", query="", fragment="f?x")),
+    ("percent-path", b"GET /caf%C3%A9 HTTP/1.1" + HOST_LINE, {}, dict(path="/caf%C3%A9")),
+    ("http10-no-host", b"GET /x HTTP/1.0", {},
+     dict(version=(1, 0), keep_alive=False, host=None, headers=[])),
+    ("http10-keep-alive", b"GET / HTTP/1.0\r\nConnection: Keep-Alive", {},
+     dict(version=(1, 0), keep_alive=True)),
+    ("http11-close", b"GET / HTTP/1.1" + HOST_LINE + b"\r\nConnection: close", {},
+     dict(keep_alive=False)),
+    ("http11-close-among-tokens", b"GET / HTTP/1.1" + HOST_LINE + b"\r\nConnection: upgrade, Close",
+     {}, dict(keep_alive=False)),
+    ("http11-close-in-second-field",
+     b"GET / HTTP/1.1" + HOST_LINE + b"\r\nConnection: foo\r\nConnection: close", {},
+     dict(keep_alive=False)),
+    ("http10-close-wins", b"GET / HTTP/1.0\r\nConnection: keep-alive, close", {},
+     dict(keep_alive=False)),
+    ("http12-is-11", b"GET / HTTP/1.2" + HOST_LINE, {}, dict(version=(1, 1))),
+    ("http19-is-11-careful-path", b"OPTIONS * HTTP/1.9" + HOST_LINE, {}, dict(version=(1, 1))),
+    ("content-length", b"POST /f HTTP/1.1" + HOST_LINE + b"\r\nContent-Length: 12", {},
+     dict(method="POST", content_length=12, chunked=False)),
+    ("content-length-zero", b"POST /f HTTP/1.1" + HOST_LINE + b"\r\nContent-Length: 0", {},
+     dict(content_length=0)),
+    ("content-length-leading-zeros", b"POST /f HTTP/1.1" + HOST_LINE + b"\r\nContent-Length: 007",
+     {}, dict(content_length=7)),
+    ("content-length-twice-same", b"POST /f HTTP/1.1" + HOST_LINE +
+     b"\r\nContent-Length: 5\r\nContent-Length: 5", {}, dict(content_length=5)),
+    ("chunked", b"POST /f HTTP/1.1" + HOST_LINE + b"\r\nTransfer-Encoding: chunked", {},
+     dict(chunked=True, content_length=None)),
+    ("chunked-case-and-space", b"POST /f HTTP/1.1" + HOST_LINE + b"\r\nTransfer-Encoding:  Chunked \t",
+     {}, dict(chunked=True)),
+    ("chunked-empty-list-items", b"POST /f HTTP/1.1" + HOST_LINE + b"\r\nTransfer-Encoding: ,chunked,",
+     {}, dict(chunked=True)),
+    ("expect-continue", b"POST /f HTTP/1.1" + HOST_LINE +
+     b"\r\nContent-Length: 3\r\nExpect: 100-Continue", {}, dict(expect_continue=True)),
+    ("expect-on-http10-ignored", b"POST /f HTTP/1.0\r\nContent-Length: 3\r\nExpect: 100-continue",
+     {}, dict(expect_continue=False)),
+    ("other-expectation-ignored", b"POST /f HTTP/1.1" + HOST_LINE + b"\r\nExpect: something", {},
+     dict(expect_continue=False)),
+    ("names-upper-values-stripped", b"GET / HTTP/1.1\r\nhost:   h  \r\nX-Thing:\tv 1\t", {},
+     dict(host="h", headers=[("HOST", "h"), ("X-THING", "v 1")])),
+    ("empty-value", b"GET / HTTP/1.1" + HOST_LINE + b"\r\nX-Empty:", {},
+     dict(headers=[("HOST", "example.com"), ("X-EMPTY", "")])),
+    ("obs-text-value", b"GET / HTTP/1.1" + HOST_LINE + b"\r\nX-Latin: caf\xe9", {},
+     dict(headers=[("HOST", "example.com"), ("X-LATIN", "caf\xe9")])),
+    ("repeated-fields-kept-in-order", b"GET / HTTP/1.1" + HOST_LINE + b"\r\nX-A: 1\r\nx-a: 2", {},
+     dict(headers=[("HOST", "example.com"), ("X-A", "1"), ("X-A", "2")])),
+    ("empty-host", b"GET / HTTP/1.1\r\nHost:", {}, dict(host="")),
+    ("ipv6-host", b"GET / HTTP/1.1\r\nHost: [::1]:8080", {}, dict(host="[::1]:8080")),
+    ("asterisk-options", b"OPTIONS * HTTP/1.1" + HOST_LINE, {},
+     dict(method="OPTIONS", uri="*", path="", query="")),
+    ("absolute-form", b"GET http://Other.example:8080/p?q=1 HTTP/1.1" + HOST_LINE, {},
+     dict(host="Other.example:8080", scheme="http", path="/p", query="q=1",
+          uri="http://Other.example:8080/p?q=1")),
+    ("absolute-form-no-path", b"GET HTTPS://h.example HTTP/1.1" + HOST_LINE, {},
+     dict(host="h.example", scheme="https", path="/", query="")),
+    ("unusual-methods", b"M-SEARCH /x HTTP/1.1" + HOST_LINE, {}, dict(method="M-SEARCH")),
+    ("twenty-char-method", b"ABCDEFGHIJKLMNOPQRST / HTTP/1.1" + HOST_LINE, {},
+     dict(method="ABCDEFGHIJKLMNOPQRST")),
+    ("unconventional-method-permitted", b"get / HTTP/1.1" + HOST_LINE,
+     {"permit_unconventional_http_method": True}, dict(method="get")),
+    ("casefold-method", b"get / HTTP/1.1" + HOST_LINE, {"casefold_http_method": True},
+     dict(method="GET")),
+    ("underscore-dropped", b"GET / HTTP/1.1" + HOST_LINE + b"\r\nX-Foo: real\r\nX_Foo: spoof", {},
+     dict(headers=[("HOST", "example.com"), ("X-FOO", "real")])),
+    ("underscore-dangerous", b"GET / HTTP/1.1" + HOST_LINE + b"\r\nX_Foo: 1",
+     {"header_map": "dangerous"}, dict(headers=[("HOST", "example.com"), ("X_FOO", "1")])),
+    ("underscore-content-length-dropped", b"GET / HTTP/1.1" + HOST_LINE + b"\r\nContent_Length: 5",
+     {}, dict(content_length=None, headers=[("HOST", "example.com")])),
+    ("forwarder-header-set-aside", b"GET / HTTP/1.1" + HOST_LINE + b"\r\nScript_Name: /mnt", {},
+     dict(headers=[("HOST", "example.com")], forwarded=[("SCRIPT_NAME", "/mnt")])),
+    ("obs-fold-permitted", b"GET / HTTP/1.1" + HOST_LINE + b"\r\nX-A: a\r\n  b\r\n\tc",
+     {"permit_obsolete_folding": True},
+     dict(headers=[("HOST", "example.com"), ("X-A", "a b c")])),
+    ("space-before-colon-permitted", b"GET / HTTP/1.1\r\nHost : h\r\nX-A\t: 1",
+     {"strip_header_spaces": True}, dict(host="h", headers=[("HOST", "h"), ("X-A", "1")])),
+    ("request-line-at-limit", b"GET /" + b"a" * (4094 - 14) + b" HTTP/1.1" + HOST_LINE, {},
+     dict(path="/" + "a" * (4094 - 14))),
+    ("request-line-limit-off", b"GET /" + b"a" * 5000 + b" HTTP/1.1" + HOST_LINE,
+     {"limit_request_line": 0}, dict(path="/" + "a" * 5000)),
+    ("field-line-at-limit", b"GET / HTTP/1.1" + HOST_LINE + b"\r\nX: " + b"v" * (8188 - 3), {},
+     dict(headers=[("HOST", "example.com"), ("X", "v" * (8188 - 3))])),
+    ("hundred-fields", b"GET / HTTP/1.1" + HOST_LINE + b"".join(b"\r\nX-%d: v" % i for i in range(99)),
+     {}, dict(host="example.com")),
+    ("field-count-limit-off", b"GET / HTTP/1.1" + HOST_LINE + b"\r\nX: v" * 300,
+     {"limit_request_fields": 0}, dict(host="example.com")),
+]
+
+
+@pytest.mark.parametrize("head, settings, expected",
+                         [pytest.param(*row[1:], id=row[0]) for row in ACCEPTED_HEADS])
+def test_parse_head_accepts(head, settings, expected):
+    request = arbiter.parse_head(head, make_cfg(**settings))
+    assert isinstance(request, arbiter.Request)
+    for name, value in expected.items():
+        assert getattr(request, name) == value, name
+
+
+BAD = arbiter.BadRequest
+
+REFUSED_HEADS = [
+    # id, head, settings, exception class, status
+    ("empty", b"", {}, BAD, 400),
+    ("no-version", b"GET /" + HOST_LINE, {}, BAD, 400),
+    ("only-method", b"GET" + HOST_LINE, {}, BAD, 400),
+    ("two-spaces", b"GET  / HTTP/1.1" + HOST_LINE, {}, BAD, 400),
+    ("leading-space", b" GET / HTTP/1.1" + HOST_LINE, {}, BAD, 400),
+    ("trailing-space", b"GET / HTTP/1.1 " + HOST_LINE, {}, BAD, 400),
+    ("tab-separator", b"GET\t/ HTTP/1.1" + HOST_LINE, {}, BAD, 400),
+    ("lowercase-method", b"get / HTTP/1.1" + HOST_LINE, {}, BAD, 400),
+    ("mixed-case-method", b"Get / HTTP/1.1" + HOST_LINE, {}, BAD, 400),
+    ("two-char-method", b"GE / HTTP/1.1" + HOST_LINE, {}, BAD, 400),
+    ("21-char-method", b"ABCDEFGHIJKLMNOPQRSTU / HTTP/1.1" + HOST_LINE, {}, BAD, 400),
+    ("method-not-token", b"GE(T / HTTP/1.1" + HOST_LINE, {}, BAD, 400),
+    ("method-not-token-even-permitted", b"GE(T / HTTP/1.1" + HOST_LINE,
+     {"permit_unconventional_http_method": True}, BAD, 400),
+    ("version-lowercase", b"GET / http/1.1" + HOST_LINE, {}, BAD, 400),
+    ("version-garbage", b"GET / HTTX/1.1" + HOST_LINE, {}, BAD, 400),
+    ("http2", b"GET / HTTP/2.0" + HOST_LINE, {}, arbiter.VersionNotSupported, 505),
+    ("http09", b"GET / HTTP/0.9" + HOST_LINE, {}, arbiter.VersionNotSupported, 505),
+    ("http3-no-minor", b"GET / HTTP/3" + HOST_LINE, {}, arbiter.VersionNotSupported, 505),
+    ("http1-two-digit-minor", b"GET / HTTP/1.10" + HOST_LINE, {}, arbiter.VersionNotSupported, 505),
+    ("request-line-over-limit", b"GET /" + b"a" * (4094 - 13) + b" HTTP/1.1" + HOST_LINE, {},
+     arbiter.URITooLong, 414),
+    ("request-line-over-custom-limit", b"GET /abcdefghijklmnop HTTP/1.1" + HOST_LINE,
+     {"limit_request_line": 20}, arbiter.URITooLong, 414),
+    ("too-many-fields", b"GET / HTTP/1.1" + HOST_LINE + b"".join(b"\r\nX-%d: v" % i for i in range(100)),
+     {}, arbiter.HeadersTooLarge, 431),
+    ("too-many-fields-custom", b"GET / HTTP/1.1" + HOST_LINE + b"\r\nA: 1\r\nB: 2",
+     {"limit_request_fields": 2}, arbiter.HeadersTooLarge, 431),
+    ("field-line-over-limit", b"GET / HTTP/1.1" + HOST_LINE + b"\r\nX: " + b"v" * (8188 - 2), {},
+     arbiter.HeadersTooLarge, 431),
+    ("field-line-over-custom-limit", b"GET / HTTP/1.1" + HOST_LINE + b"\r\nX: 12345678",
+     {"limit_request_field_size": 12}, arbiter.HeadersTooLarge, 431),
+    ("missing-host-11", b"GET / HTTP/1.1", {}, BAD, 400),
+    ("missing-host-11-absolute-form", b"GET http://h/ HTTP/1.1", {}, BAD, 400),
+    ("missing-host-11-only-underscore-host", b"GET / HTTP/1.1\r\nHo_st: h", {}, BAD, 400),
+    ("two-hosts", b"GET / HTTP/1.1" + HOST_LINE + b"\r\nHost: other", {}, BAD, 400),
+    ("two-hosts-same", b"GET / HTTP/1.1" + HOST_LINE + HOST_LINE, {}, BAD, 400),
+    ("malformed-host-space", b"GET / HTTP/1.1\r\nHost: a b", {}, BAD, 400),
+    ("malformed-host-slash", b"GET / HTTP/1.1\r\nHost: a/b", {}, BAD, 400),
+    ("malformed-host-userinfo", b"GET / HTTP/1.1\r\nHost: u@h", {}, BAD, 400),
+    ("malformed-host-port", b"GET / HTTP/1.1\r\nHost: h:8x", {}, BAD, 400),
+    ("obs-fold", b"GET / HTTP/1.1" + HOST_LINE + b"\r\nX-A: a\r\n b", {}, BAD, 400),
+    ("obs-fold-tab", b"GET / HTTP/1.1" + HOST_LINE + b"\r\nX-A: a\r\n\tb", {}, BAD, 400),
+    ("obs-fold-first-line-even-permitted", b"GET / HTTP/1.1\r\n Host: h",
+     {"permit_obsolete_folding": True}, BAD, 400),
+    ("obs-fold-bad-char-permitted", b"GET / HTTP/1.1" + HOST_LINE + b"\r\nX-A: a\r\n b\x00",
+     {"permit_obsolete_folding": True}, BAD, 400),
+    ("content-length-letters", b"POST / HTTP/1.1" + HOST_LINE + b"\r\nContent-Length: 12a", {}, BAD, 400),
+    ("content-length-negative", b"POST / HTTP/1.1" + HOST_LINE + b"\r\nContent-Length: -1", {}, BAD, 400),
+    ("content-length-plus", b"POST / HTTP/1.1" + HOST_LINE + b"\r\nContent-Length: +1", {}, BAD, 400),
+    ("content-length-empty", b"POST / HTTP/1.1" + HOST_LINE + b"\r\nContent-Length:", {}, BAD, 400),
+    ("content-length-list", b"POST / HTTP/1.1" + HOST_LINE + b"\r\nContent-Length: 5, 5", {}, BAD, 400),
+    ("content-length-hex", b"POST / HTTP/1.1" + HOST_LINE + b"\r\nContent-Length: 0x5", {}, BAD, 400),
+    ("content-length-unicode-digit", b"POST / HTTP/1.1" + HOST_LINE + b"\r\nContent-Length: \xb2", {},
+     BAD, 400),
+    ("content-length-conflict", b"POST / HTTP/1.1" + HOST_LINE +
+     b"\r\nContent-Length: 5\r\nContent-Length: 6", {}, BAD, 400),
+    ("cl-and-te", b"POST / HTTP/1.1" + HOST_LINE +
+     b"\r\nContent-Length: 5\r\nTransfer-Encoding: chunked", {}, BAD, 400),
+    ("te-and-cl", b"POST / HTTP/1.1" + HOST_LINE +
+     b"\r\nTransfer-Encoding: chunked\r\nContent-Length: 5", {}, BAD, 400),
+    ("te-on-http10", b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked", {}, BAD, 400),
+    ("gzip-chunked", b"POST / HTTP/1.1" + HOST_LINE + b"\r\nTransfer-Encoding: gzip, chunked", {},
+     arbiter.Unsupported, 501),
+    ("identity-chunked", b"POST / HTTP/1.1" + HOST_LINE + b"\r\nTransfer-Encoding: identity, chunked",
+     {}, arbiter.Unsupported, 501),
+    ("gzip-then-chunked-two-fields", b"POST / HTTP/1.1" + HOST_LINE +
+     b"\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked", {}, arbiter.Unsupported, 501),
+    ("chunked-gzip", b"POST / HTTP/1.1" + HOST_LINE + b"\r\nTransfer-Encoding: chunked, gzip", {},
+     BAD, 400),
+    ("chunked-chunked", b"POST / HTTP/1.1" + HOST_LINE + b"\r\nTransfer-Encoding: chunked, chunked",
+     {}, BAD, 400),
+    ("te-gzip-only", b"POST / HTTP/1.1" + HOST_LINE + b"\r\nTransfer-Encoding: gzip", {}, BAD, 400),
+    ("te-empty", b"POST / HTTP/1.1" + HOST_LINE + b"\r\nTransfer-Encoding: ", {}, BAD, 400),
+    ("underscore-refused", b"GET / HTTP/1.1" + HOST_LINE + b"\r\nX_Foo: 1", {"header_map": "refuse"},
+     BAD, 400),
+    ("space-before-colon", b"GET / HTTP/1.1\r\nHost : h", {}, BAD, 400),
+    ("tab-before-colon", b"GET / HTTP/1.1" + HOST_LINE + b"\r\nX-A\t: 1", {}, BAD, 400),
+    ("space-in-name-even-stripping", b"GET / HTTP/1.1" + HOST_LINE + b"\r\nX A: 1",
+     {"strip_header_spaces": True}, BAD, 400),
+    ("nul-in-value", b"GET / HTTP/1.1" + HOST_LINE + b"\r\nX-A: a\x00b", {}, BAD, 400),
+    ("cr-in-value", b"GET / HTTP/1.1" + HOST_LINE + b"\r\nX-A: a\rb", {}, BAD, 400),
+    ("lf-in-value", b"GET / HTTP/1.1" + HOST_LINE + b"\r\nX-A: a\nb", {}, BAD, 400),
+    ("del-in-value", b"GET / HTTP/1.1" + HOST_LINE + b"\r\nX-A: a\x7fb", {}, BAD, 400),
+    ("vt-in-value", b"GET / HTTP/1.1" + HOST_LINE + b"\r\nX-A: a\x0bb", {}, BAD, 400),
+    ("no-colon", b"GET / HTTP/1.1" + HOST_LINE + b"\r\nX-A 1", {}, BAD, 400),
+    ("empty-name", b"GET / HTTP/1.1" + HOST_LINE + b"\r\n: 1", {}, BAD, 400),
+    ("name-not-token", b"GET / HTTP/1.1" + HOST_LINE + b"\r\nX(A): 1", {}, BAD, 400),
+    ("name-non-ascii", b"GET / HTTP/1.1" + HOST_LINE + b"\r\nX-\xe9: 1", {}, BAD, 400),
+    ("empty-line-among-fields", b"GET / HTTP/1.1" + HOST_LINE + b"\r\n\r\nX-A: 1", {}, BAD, 400),
+    ("bare-lf-after-request-line", b"GET / HTTP/1.1\nHost: h", {}, BAD, 400),
+    ("bare-lf-between-fields", b"GET / HTTP/1.1" + HOST_LINE + b"\nX-A: 1", {}, BAD, 400),
+    ("two-content-types", b"POST / HTTP/1.1" + HOST_LINE + b"\r\nContent-Type: a\r\ncontent-type: b",
+     {}, BAD, 400),
+    ("asterisk-get", b"GET * HTTP/1.1" + HOST_LINE, {}, BAD, 400),
+    ("asterisk-post", b"POST * HTTP/1.1" + HOST_LINE, {}, BAD, 400),
+    ("connect", b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443", {},
+     arbiter.Unsupported, 501),
+    ("non-ascii-target", b"GET /caf\xc3\xa9 HTTP/1.1" + HOST_LINE, {}, BAD, 400),
+    ("latin1-target", b"GET /caf\xe9 HTTP/1.1" + HOST_LINE, {}, BAD, 400),
+    ("control-in-target", b"GET /a\x01b HTTP/1.1" + HOST_LINE, {}, BAD, 400),
+    ("del-in-target", b"GET /a\x7fb HTTP/1.1" + HOST_LINE, {}, BAD, 400),
+    ("relative-target", b"GET foo HTTP/1.1" + HOST_LINE, {}, BAD, 400),
+    ("query-only-target", b"GET ?x=1 HTTP/1.1" + HOST_LINE, {}, BAD, 400),
+    ("absolute-userinfo", b"GET http://user@h/ HTTP/1.1" + HOST_LINE, {}, BAD, 400),
+    ("absolute-other-scheme", b"GET ftp://h/ HTTP/1.1" + HOST_LINE, {}, BAD, 400),
+    ("absolute-empty-authority", b"GET http:///x HTTP/1.1" + HOST_LINE, {}, BAD, 400),
+    ("absolute-bad-port", b"GET http://h:x/ HTTP/1.1" + HOST_LINE, {}, BAD, 400),
+]
+
+
+@pytest.mark.parametrize("head, settings, error, status",
+                         [pytest.param(*row[1:], id=row[0]) for row in REFUSED_HEADS])
+def test_parse_head_refuses(head, settings, error, status):
+    with pytest.raises(arbiter.HTTPError) as info:
+        arbiter.parse_head(head, make_cfg(**settings))
+    assert type(info.value) is error
+    assert info.value.status == status
+    assert info.value.detail
+
+
+@pytest.mark.skipif(not getattr(sys, "get_int_max_str_digits", lambda: 0)(),
+                    reason="this Python has no limit on int() digits")
+def test_parse_head_huge_content_length_is_a_400():
+    digits = b"1" * (sys.get_int_max_str_digits() + 1)
+    head = b"POST / HTTP/1.1" + HOST_LINE + b"\r\nContent-Length: " + digits
+    with pytest.raises(arbiter.HTTPError) as info:
+        arbiter.parse_head(head, make_cfg())
+    assert info.value.status in (400, 413)
+
+
+# ---------------------------------------------------------------------------
+# HTTP parsing: a seeded mutation fuzz of parse_head
+# ---------------------------------------------------------------------------
+
+FUZZ_SEEDS = [row[1] for row in ACCEPTED_HEADS if len(row[1]) < 600] + [
+    row[1] for row in REFUSED_HEADS if len(row[1]) < 600]
+INTERESTING_BYTES = b"\r\n\x00 \t:;,_#?%*/@[]\"\\\x7f\x80\xe9\xff0123456789aZ"
+
+
+def mutate_head(rng, data):
+    data = bytearray(data)
+    for _ in range(rng.randint(1, 4)):
+        op = rng.randrange(7)
+        at = rng.randint(0, len(data))
+        if op == 0 and data:                            # flip one bit
+            at = min(at, len(data) - 1)
+            data[at] ^= 1 << rng.randrange(8)
+        elif op == 1:                                   # insert an interesting byte
+            data[at:at] = bytes([rng.choice(INTERESTING_BYTES)]) * rng.choice((1, 1, 2))
+        elif op == 2:                                   # insert a random byte
+            data[at:at] = bytes([rng.randrange(256)])
+        elif op == 3 and data:                          # delete a slice
+            data[at:at + rng.randint(1, 8)] = b""
+        elif op == 4 and data:                          # duplicate a slice
+            piece = data[at:at + rng.randint(1, 24)]
+            data[at:at] = piece
+        elif op == 5:                                   # truncate
+            del data[at:]
+        else:                                           # insert a line break pair
+            data[at:at] = rng.choice((b"\r\n", b"\r\n ", b"\n", b"\r", b"\r\n\r\n"))
+    return bytes(data)
+
+
+def test_parse_head_fuzz_only_returns_a_request_or_raises_http_errors():
+    rng = random.Random(0xA4B17E4)
+    configs = [make_cfg(), make_cfg(permit_obsolete_folding=True, strip_header_spaces=True,
+                                    header_map="dangerous",
+                                    permit_unconventional_http_method=True,
+                                    limit_request_line=64, limit_request_fields=5)]
+    outcomes = collections.Counter()
+    statuses = collections.Counter()
+    for i in range(5000):
+        head = mutate_head(rng, rng.choice(FUZZ_SEEDS))
+        cfg = configs[i % 2]
+        try:
+            request = arbiter.parse_head(head, cfg)
+        except arbiter.HTTPError as exc:
+            assert exc.status in (400, 414, 431, 501, 505), (head, exc)
+            statuses[exc.status] += 1
+            outcomes["refused"] += 1
+            continue
+        except Exception as exc:        # noqa: BLE001 - this is what the test looks for
+            pytest.fail("parse_head(%r) raised %r" % (head, exc))
+        outcomes["accepted"] += 1
+        assert isinstance(request, arbiter.Request)
+        # What an accepted request promises whatever bytes made it.
+        assert arbiter.TOKEN_STR.fullmatch(request.method), head
+        assert request.version in ((1, 0), (1, 1)), head
+        assert request.path == "" or request.path.startswith("/"), head
+        assert not (request.chunked and request.content_length is not None), head
+        if request.version == (1, 1):
+            assert request.host is not None, head
+        for name, value in request.headers:
+            assert name == name.upper() and arbiter.TOKEN_STR.fullmatch(name), head
+            assert not set(value) & set("\r\n\x00\x7f"), head
+            assert value == value.strip(" \t"), head
+            if cfg.header_map == "drop":
+                assert "_" not in name, head
+    # The fuzz reaches both sides and most answers (it is not all one outcome).
+    assert outcomes["accepted"] > 200 and outcomes["refused"] > 1500, outcomes
+    assert {400, 501, 505} <= set(statuses), statuses
+
+
+# ---------------------------------------------------------------------------
+# HTTP parsing: body readers and wsgi.input
+# ---------------------------------------------------------------------------
+
+class StandInLog:
+    """Records what would be logged."""
+
+    def __init__(self):
+        self.lines = []
+
+    def _record(self, level):
+        def log(message, *args):
+            self.lines.append((level, message % args if args else message))
+        return log
+
+    def __getattr__(self, level):
+        if level in ("debug", "info", "warning", "error", "exception", "critical"):
+            return self._record(level)
+        raise AttributeError(level)
+
+
+class StandInWorker:
+    """The attributes of a SyncWorker that Connection, the body readers,
+    build_environ and Response use. The methods are SyncWorker's own."""
+
+    checked_header = arbiter.SyncWorker.checked_header
+    http_date = arbiter.SyncWorker.http_date
+
+    def __init__(self, cfg=None):
+        self.cfg = cfg or make_cfg()
+        self.cfg.timeout = 2        # a test that waits by mistake fails fast (408)
+        self.ssl_context = None
+        self.log = StandInLog()
+        self.base_environ = {}
+        self.secure_headers = arbiter.secure_header_keys(self.cfg)
+        self.header_cache = {}
+        self.environ_keys = dict(arbiter.HEADER_KEYS)
+        self.date = (0, b"")
+        self.draining = False
+        self.notified = 0
+
+    def notify(self):
+        self.notified += 1
+
+
+@pytest.fixture
+def pair():
+    """(server end, client end) of a real socket pair; the server end is
+    non-blocking, as the worker's connections are."""
+    server, client = socket.socketpair()
+    server.setblocking(False)
+    yield server, client
+    server.close()
+    client.close()
+
+
+def received(client):
+    """Everything the server end has sent so far (never waits)."""
+    client.setblocking(False)
+    data = b""
+    while True:
+        try:
+            more = client.recv(65536)
+        except BlockingIOError:
+            return data
+        if not more:
+            return data
+        data += more
+
+
+def body_for(pair, head, payload, eof=True, settings=None):
+    """The wsgi.input of ``head`` whose body bytes ``payload`` the client has
+    sent (then half-closed, if ``eof``); returns (Body, Connection)."""
+    server, client = pair
+    worker = StandInWorker(make_cfg(**(settings or {})))
+    conn = arbiter.Connection(server, ("192.0.2.10", 51234), None, worker)
+    request = arbiter.parse_head(head, worker.cfg)
+    client.sendall(payload)
+    if eof:
+        client.shutdown(socket.SHUT_WR)
+    return arbiter.Body(arbiter.body_reader(request, conn, worker.cfg)), conn
+
+
+CHUNKED_POST = b"POST /up HTTP/1.1" + HOST_LINE + b"\r\nTransfer-Encoding: chunked"
+
+
+def length_head(n, extra=b""):
+    return b"POST /up HTTP/1.1" + HOST_LINE + b"\r\nContent-Length: %d" % n + extra
+
+
+def chunked(payload, size=3):
+    """``payload`` chunked in pieces of ``size`` bytes."""
+    pieces = [payload[i:i + size] for i in range(0, len(payload), size)]
+    return b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in pieces) + b"0\r\n\r\n"
+
+
+@pytest.mark.parametrize("encoded, decoded", [
+    (b"5\r\nhello\r\n0\r\n\r\n", b"hello"),
+    (b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n", b"hello world"),
+    (b"A\r\n0123456789\r\na\r\nabcdefghij\r\n0\r\n\r\n", b"0123456789abcdefghij"),
+    (b"0005\r\nhello\r\n000\r\n\r\n", b"hello"),
+    (b"5 \t\r\nhello\r\n0\r\n\r\n", b"hello"),
+    (b"5;name=value\r\nhello\r\n3 ; a ; b = \"q\\\"s\"\r\nabc\r\n0;last\r\n\r\n", b"helloabc"),
+    (b"5;a=\"x;y\"\r\nhello\r\n0\r\n\r\n", b"hello"),
+    (b"5\r\nhello\r\n0\r\nX-Checksum: abc\r\nX-Other:  v \r\n\r\n", b"hello"),
+    (b"4\r\n\r\n\r\n\r\n0\r\n\r\n", b"\r\n\r\n"),
+    (b"0\r\n\r\n", b""),
+    (chunked(bytes(range(256)) * 4, 100), bytes(range(256)) * 4),
+])
+def test_chunked_body_decoding(pair, encoded, decoded):
+    body, conn = body_for(pair, CHUNKED_POST, encoded)
+    assert body.read() == decoded
+    assert body.reader.done
+    assert body.read() == b"" and body.read(10) == b""
+
+
+@pytest.mark.parametrize("encoded, error", [
+    (b"g\r\nhello\r\n0\r\n\r\n", arbiter.BadRequest),
+    (b"0x5\r\nhello\r\n0\r\n\r\n", arbiter.BadRequest),
+    (b"-5\r\nhello\r\n0\r\n\r\n", arbiter.BadRequest),
+    (b"+5\r\nhello\r\n0\r\n\r\n", arbiter.BadRequest),
+    (b" 5\r\nhello\r\n0\r\n\r\n", arbiter.BadRequest),
+    (b"\r\nhello\r\n0\r\n\r\n", arbiter.BadRequest),
+    (b"1" + b"0" * 16 + b"\r\nhello\r\n0\r\n\r\n", arbiter.BadRequest),   # 17 hex digits
+    (b"5;\r\nhello\r\n0\r\n\r\n", arbiter.BadRequest),
+    (b"5;=x\r\nhello\r\n0\r\n\r\n", arbiter.BadRequest),
+    (b"5;a=\"open\r\nhello\r\n0\r\n\r\n", arbiter.BadRequest),
+    (b"5;a b\r\nhello\r\n0\r\n\r\n", arbiter.BadRequest),
+    (b"5\n\r\nhello\r\n0\r\n\r\n", arbiter.BadRequest),                # bare LF in size line
+    (b"5\rx\r\nhello\r\n0\r\n\r\n", arbiter.BadRequest),               # bare CR in size line
+    (b"5\r\nhelloX\r\n0\r\n\r\n", arbiter.BadRequest),                 # no CRLF after data
+    (b"5\r\nhello\n0\r\n\r\n", arbiter.BadRequest),
+    (b"5\r\nhello0\r\n\r\n", arbiter.BadRequest),
+    (b"5;" + b"a" * 5000, arbiter.BadRequest),                          # line too long
+    (b"0\r\nContent-Length: 5\r\n\r\n", arbiter.BadRequest),           # forbidden trailers
+    (b"0\r\ncontent-length: 5\r\n\r\n", arbiter.BadRequest),
+    (b"0\r\nTransfer-Encoding: chunked\r\n\r\n", arbiter.BadRequest),
+    (b"0\r\nHost: evil\r\n\r\n", arbiter.BadRequest),
+    (b"0\r\nAuthorization: x\r\n\r\n", arbiter.BadRequest),
+    (b"0\r\nX-Ok: 1\r\nTrailer: x\r\n\r\n", arbiter.BadRequest),
+    (b"0\r\nX-Bad\r\n\r\n", arbiter.BadRequest),                       # malformed trailers
+    (b"0\r\nX Bad: 1\r\n\r\n", arbiter.BadRequest),
+    (b"0\r\nX-Bad: a\x00b\r\n\r\n", arbiter.BadRequest),
+    (b"0\r\n" + b"X: 1\r\n" * 101 + b"\r\n", arbiter.HeadersTooLarge),
+    (b"5\r\nhel", arbiter.IncompleteBody),                              # cut short
+    (b"5\r\nhello", arbiter.IncompleteBody),
+    (b"5\r\nhello\r", arbiter.IncompleteBody),
+    (b"5\r\nhello\r\n", arbiter.IncompleteBody),
+    (b"5", arbiter.IncompleteBody),
+    (b"5\r\nhello\r\n0\r\n", arbiter.IncompleteBody),
+    (b"5\r\nhello\r\n0\r\nX: 1\r\n", arbiter.IncompleteBody),
+    (b"", arbiter.IncompleteBody),
+])
+def test_chunked_body_refuses(pair, encoded, error):
+    body, conn = body_for(pair, CHUNKED_POST, encoded)
+    with pytest.raises(arbiter.HTTPError) as info:
+        body.read()
+    assert type(info.value) is error
+    assert info.value.status == error.status
+
+
+def test_chunk_line_over_limit_is_refused_even_when_complete(pair):
+    body, conn = body_for(pair, CHUNKED_POST, b"5;" + b"a" * 5000 + b"\r\nhello\r\n0\r\n\r\n")
+    with pytest.raises(arbiter.BadRequest):
+        body.read()
+
+
+def test_trailer_line_over_limit_is_refused_even_when_complete(pair):
+    trailer = b"X-Big: " + b"a" * 9000
+    body, conn = body_for(pair, CHUNKED_POST, b"5\r\nhello\r\n0\r\n" + trailer + b"\r\n\r\n")
+    with pytest.raises(arbiter.HTTPError):
+        body.read()
+
+
+@pytest.mark.parametrize("framing", ["length", "chunked"])
+def test_body_never_reads_past_its_end(pair, framing):
+    payload = b"hello world"
+    follow = b"GET /next HTTP/1.1\r\nHost: h\r\n\r\n"
+    if framing == "length":
+        body, conn = body_for(pair, length_head(len(payload)), payload + follow)
+    else:
+        body, conn = body_for(pair, CHUNKED_POST, chunked(payload) + follow)
+    assert body.read() == payload
+    rest = b""
+    while True:
+        data = conn.recv()
+        if not data:
+            break
+        rest += data
+    assert rest == follow
+
+
+def test_length_body_cut_short(pair):
+    body, conn = body_for(pair, length_head(10), b"abcd")
+    with pytest.raises(arbiter.IncompleteBody) as info:
+        body.read()
+    assert info.value.status == 400
+    assert "6 bytes short" in info.value.detail
+
+
+def test_length_body_cut_short_partial_reads(pair):
+    body, conn = body_for(pair, length_head(10), b"abcd")
+    assert body.read(4) == b"abcd"
+    with pytest.raises(arbiter.IncompleteBody):
+        body.read(1)
+
+
+BODY_LINES = b"line1\nline2\n\nlast"
+
+BODY_OPERATIONS = [
+    # id, [(method, args, expected result), ...] on a body holding BODY_LINES
+    ("read-all", [("read", (), BODY_LINES), ("read", (), b""), ("read", (5,), b"")]),
+    ("read-none", [("read", (None,), BODY_LINES), ("read", (None,), b"")]),
+    ("read-negative", [("read", (-1,), BODY_LINES)]),
+    ("read-sizes", [("read", (0,), b""), ("read", (4,), b"line"), ("read", (3,), b"1\nl"),
+                    ("read", (100,), b"ine2\n\nlast"), ("read", (1,), b""), ("read", (), b"")]),
+    ("read-exact-length", [("read", (len(BODY_LINES),), BODY_LINES), ("read", (1,), b"")]),
+    ("readline", [("readline", (), b"line1\n"), ("readline", (), b"line2\n"),
+                  ("readline", (), b"\n"), ("readline", (), b"last"), ("readline", (), b""),
+                  ("readline", (), b"")]),
+    ("readline-size", [("readline", (3,), b"lin"), ("readline", (), b"e1\n"),
+                       ("readline", (6,), b"line2\n"), ("readline", (1,), b"\n"),
+                       ("readline", (0,), b""), ("readline", (100,), b"last"),
+                       ("readline", (1,), b"")]),
+    ("readline-none-size", [("readline", (None,), b"line1\n")]),
+    ("readline-then-read", [("readline", (), b"line1\n"), ("read", (2,), b"li"),
+                            ("read", (), b"ne2\n\nlast")]),
+    ("read-then-readline", [("read", (3,), b"lin"), ("readline", (), b"e1\n"),
+                            ("readline", (), b"line2\n")]),
+    ("readlines", [("readlines", (), [b"line1\n", b"line2\n", b"\n", b"last"]),
+                   ("readlines", (), [])]),
+    ("readlines-hint", [("readlines", (7,), [b"line1\n", b"line2\n"]),
+                        ("readlines", (), [b"\n", b"last"])]),
+    ("readlines-hint-zero", [("readlines", (0,), [b"line1\n", b"line2\n", b"\n", b"last"])]),
+    ("iterate", [("list", (), [b"line1\n", b"line2\n", b"\n", b"last"]), ("list", (), [])]),
+    ("readline-then-iterate", [("readline", (), b"line1\n"),
+                               ("list", (), [b"line2\n", b"\n", b"last"])]),
+]
+
+
+@pytest.mark.parametrize("framing", ["length", "chunked-3", "chunked-1", "chunked-100"])
+@pytest.mark.parametrize("operations",
+                         [pytest.param(row[1], id=row[0]) for row in BODY_OPERATIONS])
+def test_body_api(pair, framing, operations):
+    if framing == "length":
+        body, conn = body_for(pair, length_head(len(BODY_LINES)), BODY_LINES)
+    else:
+        size = int(framing.split("-")[1])
+        body, conn = body_for(pair, CHUNKED_POST, chunked(BODY_LINES, size))
+    for method, args, expected in operations:
+        result = list(body) if method == "list" else getattr(body, method)(*args)
+        assert result == expected, (method, args)
+
+
+def test_empty_body():
+    body = arbiter.EMPTY_BODY
+    assert body.read() == b"" and body.read(5) == b"" and body.readline() == b""
+    assert body.readlines() == [] and list(body) == []
+    assert body.discard_rest() is True
+
+
+@pytest.mark.parametrize("framing", ["length", "chunked"])
+def test_100_continue_only_on_the_first_read(pair, framing):
+    server, client = pair
+    payload = b"0123456789"
+    expect = b"\r\nExpect: 100-continue"
+    if framing == "length":
+        body, conn = body_for(pair, length_head(len(payload), expect), payload)
+    else:
+        body, conn = body_for(pair, CHUNKED_POST + expect, chunked(payload))
+    assert received(client) == b""               # nothing before the app reads
+    assert body.read(2) == b"01"
+    assert received(client) == b"HTTP/1.1 100 Continue\r\n\r\n"
+    assert body.read(3) == b"234"
+    assert body.read() == b"56789"
+    assert received(client) == b""               # once only
+
+
+def test_no_100_continue_for_http10(pair):
+    server, client = pair
+    head = b"POST / HTTP/1.0\r\nContent-Length: 3\r\nExpect: 100-continue"
+    body, conn = body_for(pair, head, b"abc")
+    assert body.read() == b"abc"
+    assert received(client) == b""
+
+
+@pytest.mark.parametrize("framing, size, expected", [
+    ("length", 10, True),                       # small: drained, connection reusable
+    ("chunked", 10, True),
+    ("length", arbiter.MAX_DRAIN + 2, False),   # the rest too large to drain: close
+])
+def test_discard_rest(pair, framing, size, expected):
+    payload = b"x" * size
+    follow = b"NEXT"
+    if framing == "length":
+        body, conn = body_for(pair, length_head(size), payload + follow, eof=False)
+    else:
+        body, conn = body_for(pair, CHUNKED_POST, chunked(payload) + follow, eof=False)
+    assert body.read(1) == b"x"
+    assert body.discard_rest() is expected
+    if expected:
+        assert conn.recv(100) == follow
+
+
+def test_discard_rest_without_reading_an_expected_continue_closes(pair):
+    server, client = pair
+    body, conn = body_for(pair, length_head(3, b"\r\nExpect: 100-continue"), b"", eof=False)
+    assert body.discard_rest() is False         # the client waits for a 100: close
+    assert received(client) == b""
+
+
+# ---------------------------------------------------------------------------
+# WSGI environ (PEP 3333)
+# ---------------------------------------------------------------------------
+
+@pytest.fixture
+def listener():
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    yield sock
+    sock.close()
+
+
+def make_environ(pair, listener, head, peer=("192.0.2.10", 51234), settings=None):
+    server, client = pair
+    worker = StandInWorker(make_cfg(**(settings or {})))
+    worker.base_environ[listener] = arbiter.base_environ(listener, worker.cfg)
+    conn = arbiter.Connection(server, peer, listener, worker)
+    request = arbiter.parse_head(head, worker.cfg)
+    request.body = arbiter.EMPTY_BODY if not (request.chunked or request.content_length) \
+        else arbiter.Body(arbiter.body_reader(request, conn, worker.cfg))
+    return arbiter.build_environ(request, conn, worker), worker
+
+
+CGI_KEYS = ("REQUEST_METHOD", "SCRIPT_NAME", "PATH_INFO", "QUERY_STRING", "SERVER_NAME",
+            "SERVER_PORT", "SERVER_PROTOCOL", "REMOTE_ADDR", "REMOTE_PORT", "RAW_URI")
+
+
+def test_build_environ_pep3333(pair, listener, monkeypatch):
+    monkeypatch.delenv("SCRIPT_NAME", raising=False)
+    head = (b"POST /a%20b/x?q=%20y&z HTTP/1.1\r\nHost: example.com\r\n"
+            b"Content-Type: text/plain\r\nContent-Length: 3\r\nX-Dup: a\r\nx-dup: b\r\n"
+            b"Accept: */*\r\nX-Latin: caf\xe9")
+    environ, worker = make_environ(pair, listener, head)
+    for key in CGI_KEYS + ("CONTENT_TYPE", "CONTENT_LENGTH", "HTTP_HOST"):
+        assert type(environ[key]) is str, key
+    for key, value in environ.items():
+        if type(value) is str:
+            value.encode("latin-1")     # PEP 3333: native strings, latin-1 only
+    assert environ["REQUEST_METHOD"] == "POST"
+    assert environ["SCRIPT_NAME"] == ""
+    assert environ["PATH_INFO"] == "/a b/x"
+    assert environ["QUERY_STRING"] == "q=%20y&z"
+    assert environ["RAW_URI"] == "/a%20b/x?q=%20y&z"
+    assert environ["SERVER_PROTOCOL"] == "HTTP/1.1"
+    assert environ["SERVER_NAME"] == "127.0.0.1"
+    assert environ["SERVER_PORT"] == str(listener.getsockname()[1])
+    assert environ["REMOTE_ADDR"] == "192.0.2.10"
+    assert environ["REMOTE_PORT"] == "51234"
+    assert environ["CONTENT_TYPE"] == "text/plain"
+    assert environ["CONTENT_LENGTH"] == "3"
+    assert "HTTP_CONTENT_TYPE" not in environ and "HTTP_CONTENT_LENGTH" not in environ
+    assert environ["HTTP_HOST"] == "example.com"
+    assert environ["HTTP_X_DUP"] == "a,b"
+    assert environ["HTTP_ACCEPT"] == "*/*"
+    assert environ["HTTP_X_LATIN"] == "caf\xe9"
+    assert environ["wsgi.version"] == (1, 0)
+    assert environ["wsgi.url_scheme"] == "http"
+    assert environ["wsgi.multithread"] is False
+    assert environ["wsgi.multiprocess"] is False        # one worker by default
+    assert environ["wsgi.run_once"] is False
+    assert environ["wsgi.input_terminated"] is True
+    assert environ["wsgi.file_wrapper"] is arbiter.FileWrapper
+    assert isinstance(environ["wsgi.input"], arbiter.Body)
+    environ["wsgi.errors"].write("app trouble\n")
+    environ["wsgi.errors"].writelines(["a\n", "\n"])
+    environ["wsgi.errors"].flush()
+    assert worker.log.lines == [("error", "app trouble"), ("error", "a")]
+
+
+def test_build_environ_does_not_share_state_between_requests(pair, listener):
+    environ, worker = make_environ(pair, listener, b"GET / HTTP/1.1\r\nHost: a\r\nX-A: 1")
+    conn = arbiter.Connection(pair[0], ("192.0.2.10", 1), listener, worker)
+    request = arbiter.parse_head(b"GET /b HTTP/1.0", worker.cfg)
+    request.body = arbiter.EMPTY_BODY
+    second = arbiter.build_environ(request, conn, worker)
+    assert "HTTP_X_A" not in second and "HTTP_HOST" not in second
+    assert second["SERVER_PROTOCOL"] == "HTTP/1.0"
+    assert "REQUEST_METHOD" not in worker.base_environ[listener]
+
+
+@pytest.mark.parametrize("head, path_info, query, http_host", [
+    (b"GET / HTTP/1.1\r\nHost: h", "/", "", "h"),
+    (b"GET /a%2Fb HTTP/1.1\r\nHost: h", "/a/b", "", "h"),
+    (b"GET /%41?%41 HTTP/1.1\r\nHost: h", "/A", "%41", "h"),
+    (b"GET /caf%C3%A9 HTTP/1.1\r\nHost: h", "/caf\xc3\xa9", "", "h"),   # latin-1 of the bytes
+    (b"GET /caf%e9 HTTP/1.1\r\nHost: h", "/caf\xe9", "", "h"),
+    (b"GET /%00 HTTP/1.1\r\nHost: h", "/\x00", "", "h"),
+    (b"GET /100% HTTP/1.1\r\nHost: h", "/100%", "", "h"),
+    (b"GET /%zz HTTP/1.1\r\nHost: h", "/%zz", "", "h"),
+    (b"GET /a+b?c+d HTTP/1.1\r\nHost: h", "/a+b", "c+d", "h"),
+    (b"GET /p?x=1#frag HTTP/1.1\r\nHost: h", "/p", "x=1", "h"),
+    (b"OPTIONS * HTTP/1.1\r\nHost: h", "", "", "h"),
+    (b"GET http://a.example:81/x%20y?z HTTP/1.1\r\nHost: b.example", "/x y", "z",
+     "a.example:81"),
+])
+def test_build_environ_path_and_query(pair, listener, monkeypatch, head, path_info, query,
+                                      http_host):
+    monkeypatch.delenv("SCRIPT_NAME", raising=False)
+    environ, worker = make_environ(pair, listener, head)
+    assert environ["PATH_INFO"] == path_info
+    assert environ["QUERY_STRING"] == query
+    assert environ["HTTP_HOST"] == http_host
+
+
+def test_build_environ_script_name_from_the_environment(pair, listener, monkeypatch):
+    monkeypatch.setenv("SCRIPT_NAME", "/app")
+    environ, worker = make_environ(pair, listener, b"GET /app/page HTTP/1.1\r\nHost: h")
+    assert (environ["SCRIPT_NAME"], environ["PATH_INFO"]) == ("/app", "/page")
+
+
+def test_build_environ_underscore_header_can_not_spoof(pair, listener):
+    environ, worker = make_environ(
+        pair, listener, b"GET / HTTP/1.1\r\nHost: h\r\nX-User: real\r\nX_User: spoof")
+    assert environ["HTTP_X_USER"] == "real"
+
+
+@pytest.mark.parametrize("peer, scheme, script_name", [
+    (("127.0.0.1", 4000), "https", "/mnt"),     # a trusted proxy (forwarded_allow_ips)
+    (("192.0.2.10", 4000), "http", ""),         # anybody else
+])
+def test_build_environ_proxy_headers_only_from_trusted_peers(pair, listener, monkeypatch,
+                                                            peer, scheme, script_name):
+    monkeypatch.delenv("SCRIPT_NAME", raising=False)
+    head = b"GET /x HTTP/1.1\r\nHost: h\r\nX-Forwarded-Proto: https\r\nScript_Name: /mnt"
+    environ, worker = make_environ(pair, listener, head, peer=peer)
+    assert environ["wsgi.url_scheme"] == scheme
+    assert environ["SCRIPT_NAME"] == script_name
+
+
+def test_build_environ_contradictory_scheme_headers_from_a_proxy(pair, listener):
+    head = b"GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Ssl: off"
+    with pytest.raises(arbiter.BadRequest):
+        make_environ(pair, listener, head, peer=("127.0.0.1", 4000))
+
+
+def test_environ_key_cache_is_bounded(pair, listener):
+    server, client = pair
+    worker = StandInWorker()
+    worker.base_environ[listener] = arbiter.base_environ(listener, worker.cfg)
+    conn = arbiter.Connection(server, ("192.0.2.10", 1), listener, worker)
+    for batch in range(arbiter.ENVIRON_KEY_CACHE_SIZE // 90 + 2):
+        fields = b"".join(b"\r\nX-%d-%d: v" % (batch, i) for i in range(90))
+        request = arbiter.parse_head(b"GET / HTTP/1.1\r\nHost: h" + fields, worker.cfg)
+        request.body = arbiter.EMPTY_BODY
+        assert arbiter.build_environ(request, conn, worker)["HTTP_X_%d_89" % batch] == "v"
+    assert len(worker.environ_keys) <= arbiter.ENVIRON_KEY_CACHE_SIZE
+
+
+# ---------------------------------------------------------------------------
+# Error pages
+# ---------------------------------------------------------------------------
+
+def split_response(data):
+    head, _, body = data.partition(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = [tuple(line.split(": ", 1)) for line in lines]
+    return status_line, headers, body
+
+
+@pytest.mark.parametrize("exc, status_line", [
+    (arbiter.BadRequest("bad"), "HTTP/1.1 400 Bad Request"),
+    (arbiter.IncompleteBody(), "HTTP/1.1 400 Bad Request"),
+    (arbiter.Forbidden(), "HTTP/1.1 403 Forbidden"),
+    (arbiter.RequestTimeout(), "HTTP/1.1 408 Request Timeout"),
+    (arbiter.URITooLong(), "HTTP/1.1 414 URI Too Long"),
+    (arbiter.HeadersTooLarge(), "HTTP/1.1 431 Request Header Fields Too Large"),
+    (arbiter.Unsupported(), "HTTP/1.1 501 Not Implemented"),
+    (arbiter.VersionNotSupported(), "HTTP/1.1 505 HTTP Version Not Supported"),
+])
+def test_error_page(exc, status_line):
+    page = arbiter.error_page(exc.status)
+    line, headers, body = split_response(page)
+    assert line == status_line
+    assert ("Connection", "close") in headers
+    assert ("Content-Length", str(len(body))) in headers
+    assert body == (status_line.split(" ", 2)[2] + "\n").encode()
+
+
+@pytest.mark.parametrize("head", [
+    b"GET /<script>EVIL-MARKER\x01</script> HTTP/1.1\r\nHost: h",
+    b"GET / HTTP/1.1\r\nHost: EVIL-MARKER h",
+    b"GET / HTTP/1.1\r\nHost: h\r\nX-A: EVIL-MARKER\x00",
+    b"evil-marker / HTTP/1.1\r\nHost: h",
+    b"GET / HTTP/9.9EVIL-MARKER",
+])
+def test_error_page_never_echoes_the_request(head):
+    with pytest.raises(arbiter.HTTPError) as info:
+        arbiter.parse_head(head, make_cfg())
+    page = arbiter.error_page(info.value.status)
+    assert b"EVIL" not in page and b"MARKER" not in page and b"script" not in page
+
+
+# ---------------------------------------------------------------------------
+# The response: start_response, framing
+# ---------------------------------------------------------------------------
+
+def response_for(pair, head=b"GET / HTTP/1.1\r\nHost: h"):
+    server, client = pair
+    worker = StandInWorker()
+    conn = arbiter.Connection(server, ("192.0.2.10", 51234), None, worker)
+    request = arbiter.parse_head(head, worker.cfg)
+    return arbiter.Response(conn, request, worker), worker
+
+
+@pytest.mark.parametrize("status, headers", [
+    ("200 OK", []),
+    ("200 OK", [("Content-Type", "text/plain; charset=utf-8")]),
+    ("200 ", []),
+    ("404 Not Found", [("X-Tab", "a\tb")]),
+    ("599 Something Custom", [("Set-Cookie", "a=1"), ("Set-Cookie", "b=2")]),
+    ("200 OK", [("Connection", "close")]),
+    ("200 OK", [("Content-Length", "0")]),
+    ("200 OK", [("X-Latin", "caf\xe9")]),
+])
+def test_start_response_accepts(pair, status, headers):
+    response, worker = response_for(pair)
+    write = response.start_response(status, headers)
+    assert write == response.write
+    assert response.status == status and response.status_code == int(status[:3])
+
+
+@pytest.mark.parametrize("status, headers", [
+    ("200 OK\r\nX-Injected: 1", []),
+    ("200 OK\nX", []),
+    ("200 OK\rX", []),
+    ("200 OK\x00", []),
+    ("200", []),
+    ("20 OK", []),
+    ("099 Low", []),
+    ("2000 OK", []),
+    ("OK 200", []),
+    ("200 Caf\xe9", []),
+    (b"200 OK", []),
+    (200, []),
+    ("200 OK", [("X-A", "a\nb")]),
+    ("200 OK", [("X-A", "a\r\nSet-Cookie: x")]),
+    ("200 OK", [("X-A", "a\rb")]),
+    ("200 OK", [("X-A", "a\x00b")]),
+    ("200 OK", [("X-A", "a\x7fb")]),
+    ("200 OK", [("X A", "1")]),
+    ("200 OK", [("X-A:", "1")]),
+    ("200 OK", [("", "1")]),
+    ("200 OK", [(b"X-A", "1")]),
+    ("200 OK", [("X-A", b"1")]),
+    ("200 OK", [("X-A", 1)]),
+    ("200 OK", [("X-A", "\u20ac")]),
+    ("200 OK", ["X-A: 1"]),
+    ("200 OK", [["X-A", "1"]]),
+    ("200 OK", [("X-A", "1", "2")]),
+    ("200 OK", (("X-A", "1"),)),
+    ("200 OK", [("Transfer-Encoding", "chunked")]),
+    ("200 OK", [("transfer-encoding", "chunked")]),
+    ("200 OK", [("Keep-Alive", "timeout=5")]),
+    ("200 OK", [("Upgrade", "websocket")]),
+    ("200 OK", [("TE", "trailers")]),
+    ("200 OK", [("Trailer", "X")]),
+    ("200 OK", [("Proxy-Authenticate", "Basic")]),
+    ("200 OK", [("Content-Length", "12a")]),
+    ("200 OK", [("Content-Length", "-1")]),
+])
+def test_start_response_refuses(pair, status, headers):
+    response, worker = response_for(pair)
+    with pytest.raises(arbiter.ResponseError):
+        response.start_response(status, headers)
+    assert response.status is None      # nothing was half-accepted
+
+
+def test_start_response_twice_without_exc_info(pair):
+    response, worker = response_for(pair)
+    response.start_response("200 OK", [])
+    with pytest.raises(arbiter.ResponseError, match="again"):
+        response.start_response("500 Internal Server Error", [])
+    assert response.status == "200 OK"
+
+
+def test_start_response_again_with_exc_info_before_the_head_is_sent(pair):
+    response, worker = response_for(pair)
+    response.start_response("200 OK", [("X-A", "1")])
+    try:
+        raise ValueError("app trouble")
+    except ValueError:
+        response.start_response("500 Internal Server Error", [("X-B", "2")], sys.exc_info())
+    assert response.status_code == 500
+    assert response.headers == [("X-B", "2")]
+
+
+def test_start_response_with_exc_info_after_the_head_is_sent_reraises(pair):
+    response, worker = response_for(pair)
+    write = response.start_response("200 OK", [])
+    write(b"partial")
+    try:
+        raise ValueError("app trouble")
+    except ValueError:
+        exc_info = sys.exc_info()
+    with pytest.raises(ValueError, match="app trouble"):
+        response.start_response("500 Internal Server Error", [], exc_info)
+
+
+@pytest.mark.parametrize("data", ["text", 12, None, [b"x"]])
+def test_write_refuses_what_is_not_bytes(pair, data):
+    response, worker = response_for(pair)
+    write = response.start_response("200 OK", [])
+    with pytest.raises(arbiter.ResponseError):
+        write(data)
+
+
+def test_write_before_start_response(pair):
+    response, worker = response_for(pair)
+    with pytest.raises(arbiter.ResponseError):
+        response.write(b"x")
+
+
+def generate(*chunks):
+    yield from chunks
+
+
+@pytest.mark.parametrize("head, status, headers, result, expect_headers, absent, body, keep", [
+    ("GET / HTTP/1.1", "200 OK", [], [b"hello"],
+     [("Content-Length", "5")], ["Transfer-Encoding", "Connection"], b"hello", True),
+    ("GET / HTTP/1.1", "200 OK", [], [b"he", b"llo"],
+     [("Content-Length", "5")], ["Transfer-Encoding"], b"hello", True),
+    ("GET / HTTP/1.1", "200 OK", [], [],
+     [("Content-Length", "0")], ["Transfer-Encoding"], b"", True),
+    ("GET / HTTP/1.1", "200 OK", [], generate(b"hel", b"", b"lo"),
+     [("Transfer-Encoding", "chunked")], ["Content-Length"], b"3\r\nhel\r\n2\r\nlo\r\n0\r\n\r\n",
+     True),
+    ("GET / HTTP/1.1", "200 OK", [("Content-Length", "5")], generate(b"hel", b"lo"),
+     [("Content-Length", "5")], ["Transfer-Encoding"], b"hello", True),
+    ("GET / HTTP/1.1", "200 OK", [("Content-Length", "9")], [b"hello"],
+     [("Content-Length", "9")], [], b"hello", False),              # short: close
+    ("GET / HTTP/1.1", "200 OK", [("Content-Length", "3")], [b"hello"],
+     [("Content-Length", "3")], [], b"hel", False),                # long: cut, close
+    ("GET / HTTP/1.1", "200 OK", [("Connection", "close")], [b"x"],
+     [("Connection", "close")], [], b"x", False),
+    ("GET / HTTP/1.1\r\nConnection: close", "200 OK", [], [b"x"],
+     [("Connection", "close")], [], b"x", False),
+    ("GET / HTTP/1.0", "200 OK", [], generate(b"hello"),
+     [("Connection", "close")], ["Content-Length", "Transfer-Encoding"], b"hello", False),
+    ("GET / HTTP/1.0", "200 OK", [], [b"hello"],
+     [("Content-Length", "5"), ("Connection", "close")], [], b"hello", False),
+    ("GET / HTTP/1.0\r\nConnection: keep-alive", "200 OK", [], [b"hello"],
+     [("Content-Length", "5"), ("Connection", "keep-alive")], [], b"hello", True),
+    ("HEAD / HTTP/1.1", "200 OK", [], [b"hello"],
+     [("Content-Length", "5")], ["Transfer-Encoding"], b"", True),
+    ("GET / HTTP/1.1", "204 No Content", [], [b""],
+     [], ["Content-Length", "Transfer-Encoding"], b"", True),
+    ("GET / HTTP/1.1", "304 Not Modified", [], [],
+     [], ["Content-Length", "Transfer-Encoding"], b"", True),
+])
+def test_response_framing(pair, head, status, headers, result, expect_headers, absent, body,
+                          keep):
+    server, client = pair
+    if "Host" not in head and "HTTP/1.1" in head:
+        head += "\r\nHost: h"
+    response, worker = response_for(pair, head.encode())
+    response.start_response(status, list(headers))
+    response.send_result(result)
+    assert response.finish() is keep
+    line, sent_headers, sent_body = split_response(received(client))
+    assert line == "HTTP/1.1 " + status
+    names = [name for name, _ in sent_headers]
+    for header in expect_headers:
+        assert header in sent_headers
+    for name in absent:
+        assert name not in names
+    assert names.count("Date") == 1 and ("Server", arbiter.SERVER_SOFTWARE) in sent_headers
+    assert names.count("Connection") <= 1
+    assert sent_body == body
+
+
+# ---------------------------------------------------------------------------
+# App loading
+# ---------------------------------------------------------------------------
+
+APP_MODULE = '''
+def application(environ, start_response):
+    return [b"application"]
+
+app = application
+not_callable = 42
+nothing = None
+
+def make_app(*args, **kwargs):
+    def app(environ, start_response):
+        return [b"made"]
+    app.args = args
+    app.kwargs = kwargs
+    return app
+
+def returns_none():
+    return None
+
+def factory_raises():
+    raise RuntimeError("boom in the factory")
+'''
+
+
+@pytest.fixture
+def app_module(tmp_path, monkeypatch):
+    """A module (unique name) with apps, written to tmp_path on sys.path."""
+    name = "arbiter_unit_app_%s" % tmp_path.name.replace("-", "_")
+    (tmp_path / (name + ".py")).write_text(APP_MODULE)
+    (tmp_path / (name + "_broken.py")).write_text("import arbiter_no_such_dependency_xyz\n")
+    (tmp_path / (name + "_raises.py")).write_text("raise RuntimeError('boom at import')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield name
+    for suffix in ("", "_broken", "_raises"):
+        sys.modules.pop(name + suffix, None)
+
+
+@pytest.mark.parametrize("spec, body, args, kwargs", [
+    ("{m}:application", b"application", None, None),
+    ("{m}", b"application", None, None),
+    ("{m}:", b"application", None, None),
+    ("{m}:app", b"application", None, None),
+    ("{m}: app ", b"application", None, None),
+    ("{m}:make_app", None, None, None),         # the factory itself is a callable
+    ("{m}:make_app()", b"made", (), {}),
+    ("{m}:make_app(1, x='y')", b"made", (1,), {"x": "y"}),
+    ("{m}:make_app([1, 2], {{'a': (3,)}}, None, flag=True, n=-1.5)", b"made",
+     ([1, 2], {"a": (3,)}, None), {"flag": True, "n": -1.5}),
+])
+def test_load_app(app_module, spec, body, args, kwargs):
+    app = arbiter.load_app(spec.format(m=app_module))
+    assert callable(app)
+    if body is not None:
+        assert app({}, None) == [body]
+    if args is not None:
+        assert (app.args, app.kwargs) == (args, kwargs)
+
+
+def test_load_app_without_a_uri_is_the_demo_app():
+    assert arbiter.load_app(None) is arbiter.demo_app
+
+
+@pytest.mark.parametrize("spec, fragments", [
+    ("arbiter_no_such_module_xyz:app", ["arbiter_no_such_module_xyz", "No module named"]),
+    ("arbiter_no_such_module_xyz.sub:app", ["arbiter_no_such_module_xyz"]),
+    ("{m}.nope:app", ["{m}.nope"]),
+    ("{m}:missing", ["'missing'", "{m}"]),
+    ("{m}:missing()", ["'missing'"]),
+    ("{m}:not_callable", ["must be callable"]),
+    ("{m}:nothing", ["None"]),
+    ("{m}:returns_none()", ["returned None"]),
+    ("{m}:factory_raises()", ["factory_raises()", "boom in the factory"]),
+    ("{m}:make_app(x)", ["literal"]),
+    ("{m}:make_app(1 + 1j * x)", ["literal"]),
+    ("{m}:make_app(", ["Failed to parse"]),
+    ("{m}:app.attr", ["Failed to parse"]),
+    ("{m}:app[0]", ["Failed to parse"]),
+    ("{m}:1", ["Failed to parse"]),
+    ("{m}_broken:app", ["{m}_broken", "arbiter_no_such_dependency_xyz"]),
+    ("{m}_raises:app", ["{m}_raises", "boom at import"]),
+    (":app", ["Failed to import"]),
+    ("{m}:make_app({{[]: 1}})", ["literal"]),
+])
+def test_load_app_errors(app_module, spec, fragments):
+    with pytest.raises(arbiter.AppImportError) as info:
+        arbiter.load_app(spec.format(m=app_module))
+    for fragment in fragments:
+        assert fragment.format(m=app_module) in str(info.value)
+
+
+# ---------------------------------------------------------------------------
+# Integration machinery: real servers on sockets the test binds
+# ---------------------------------------------------------------------------
 
 ARBITER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "arbiter.py")
 if not os.path.exists(ARBITER):
@@ -389,558 +1946,6 @@ def receive_until(sock, predicate, timeout=10.0, seen=None):
         seen.append(data)
         if predicate(data):
             return data
-
-
-
-# ---------------------------------------------------------------------------
-# Configuration
-# ---------------------------------------------------------------------------
-
-def test_precedence_defaults_file_env_cli(tmp_path):
-    conf = tmp_path / "conf.py"
-    conf.write_text("workers = 3\ntimeout = 40\nkeepalive = 7\nbind = ['127.0.0.1:9001']\n")
-    env = {"GUNICORN_CMD_ARGS": "--timeout 50 --keep-alive 8"}
-    cfg = arbiter.load_config(["-c", str(conf), "--keep-alive", "9", "app:x"], env)
-    assert (cfg.workers, cfg.timeout, cfg.keepalive) == (3, 50, 9)
-    assert cfg.bind == ["127.0.0.1:9001"]
-    assert cfg.graceful_timeout == 30           # the default
-    assert cfg.app_uri == "app:x"
-
-
-@pytest.mark.parametrize("environ, workers, bind", [
-    ({}, 1, ["127.0.0.1:8000"]),
-    ({"WEB_CONCURRENCY": "5"}, 5, ["127.0.0.1:8000"]),
-    ({"PORT": "9123"}, 1, ["0.0.0.0:9123"]),
-])
-def test_environment_defaults(environ, workers, bind):
-    cfg = arbiter.load_config([], environ)
-    assert (cfg.workers, cfg.bind) == (workers, bind)
-
-
-def test_config_file_hooks_and_repeatable_flags(tmp_path):
-    conf = tmp_path / "conf.py"
-    conf.write_text("import os\n\ndef when_ready(server):\n    pass\n")
-    cfg = arbiter.load_config(["-c", str(conf), "-b", "127.0.0.1:1", "-b", "unix:/x",
-                               "--preload", "-e", "A=1", "-e", "B=2"], {})
-    assert cfg.when_ready.__name__ == "when_ready"
-    assert cfg.bind == ["127.0.0.1:1", "unix:/x"]
-    assert cfg.preload_app is True and cfg.raw_env == ["A=1", "B=2"]
-
-
-def test_misspelt_setting_in_config_file_suggests_the_name(tmp_path):
-    conf = tmp_path / "conf.py"
-    conf.write_text("timout = 5\n")
-    with pytest.raises(arbiter.ConfigError, match="did you mean 'timeout'"):
-        arbiter.load_config(["-c", str(conf)], {})
-
-
-def test_gunicorn_only_settings_warn_and_are_ignored(tmp_path):
-    conf = tmp_path / "conf.py"
-    conf.write_text("threads = 8\nhttp_protocols = 'h2'\nhelper_value = 3\n")
-    cfg = arbiter.load_config(["-c", str(conf), "--threads", "2"], {})
-    assert any("'threads'" in w for w in cfg.warnings)
-    assert any("'http_protocols'" in w for w in cfg.warnings)
-
-
-def test_other_worker_class_is_a_clear_error():
-    with pytest.raises(arbiter.ConfigError, match="sync"):
-        arbiter.load_config(["-k", "gevent"], {})
-
-
-@pytest.mark.parametrize("name, value", [
-    ("workers", "0"), ("timeout", "-1"), ("loglevel", "loud"), ("keepalive", "x"),
-])
-def test_bad_values_are_config_errors(name, value):
-    with pytest.raises(arbiter.ConfigError, match=name):
-        arbiter.Config().set(name, value)
-
-
-def test_every_setting_with_flags_is_on_the_command_line():
-    parser = arbiter.build_parser()
-    options = {o for action in parser._actions for o in action.option_strings}
-    for setting in arbiter.SETTINGS:
-        assert set(setting.flags) <= options, setting.name
-
-
-# ---------------------------------------------------------------------------
-# The pidfile
-# ---------------------------------------------------------------------------
-
-def finished_pid():
-    child = subprocess.Popen([sys.executable, "-c", "pass"])
-    child.wait()
-    return child.pid
-
-
-def test_pidfile_is_written_atomically_and_removed_only_if_ours(tmp_path):
-    path = tmp_path / "app.pid"
-    pidfile = arbiter.Pidfile(str(path))
-    pidfile.create(os.getpid())
-    assert path.read_text() == "%d\n" % os.getpid()
-    assert os.listdir(str(tmp_path)) == ["app.pid"]     # no temporary file left
-    path.write_text("%d\n" % os.getppid())              # someone else's now
-    pidfile.unlink()
-    assert path.exists()
-    path.write_text("%d\n" % os.getpid())
-    pidfile.unlink()
-    assert not path.exists()
-
-
-def test_pidfile_naming_a_live_process_refuses_and_a_stale_one_is_replaced(tmp_path):
-    path = tmp_path / "app.pid"
-    path.write_text("%d\n" % os.getppid())
-    with pytest.raises(arbiter.HaltServer, match="Already running"):
-        arbiter.Pidfile(str(path)).create(os.getpid())
-    assert path.read_text() == "%d\n" % os.getppid()
-    path.write_text("%d\n" % finished_pid())
-    arbiter.Pidfile(str(path)).create(os.getpid())
-    assert path.read_text() == "%d\n" % os.getpid()
-
-
-# ---------------------------------------------------------------------------
-# Listening sockets
-# ---------------------------------------------------------------------------
-
-@pytest.mark.parametrize("address, expected", [
-    ("127.0.0.1:8001", (socket.AF_INET, ("127.0.0.1", 8001))),
-    ("127.0.0.1", (socket.AF_INET, ("127.0.0.1", 8000))),
-    (":8002", (socket.AF_INET, ("0.0.0.0", 8002))),
-    ("[::1]:8003", (socket.AF_INET6, ("::1", 8003))),
-    ("unix:/tmp/app.sock", (socket.AF_UNIX, "/tmp/app.sock")),
-    ("fd://3", (None, 3)),
-    ("tcp://127.0.0.1:8004", (socket.AF_INET, ("127.0.0.1", 8004))),
-])
-def test_parse_address(address, expected):
-    assert arbiter.parse_address(address) == expected
-
-
-@pytest.mark.parametrize("address", ["127.0.0.1:http", "127.0.0.1:70000", "fd://x",
-                                     "[::1]:port"])
-def test_parse_address_errors(address):
-    with pytest.raises(arbiter.ConfigError):
-        arbiter.parse_address(address)
-
-
-# ---------------------------------------------------------------------------
-# HTTP/1.1 parsing
-# ---------------------------------------------------------------------------
-
-def parse(head, **settings):
-    cfg = arbiter.Config()
-    for name, value in settings.items():
-        cfg.set(name, value)
-    return arbiter.parse_head(head, cfg)
-
-
-VALID_HEADS = [
-    # head, (method, path, query, version, content_length, chunked, keep_alive)
-    (b"GET / HTTP/1.1\r\nHost: a", ("GET", "/", "", (1, 1), None, False, True)),
-    (b"GET /p?q=1&r HTTP/1.0", ("GET", "/p", "q=1&r", (1, 0), None, False, False)),
-    (b"GET / HTTP/1.0\r\nConnection: keep-alive", ("GET", "/", "", (1, 0), None, False, True)),
-    (b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close", ("GET", "/", "", (1, 1), None, False, False)),
-    (b"POST /u HTTP/1.1\r\nHost: a\r\nContent-Length: 12", ("POST", "/u", "", (1, 1), 12, False, True)),
-    (b"POST /u HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked", ("POST", "/u", "", (1, 1), None, True, True)),
-    (b"POST /u HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 3", ("POST", "/u", "", (1, 1), 3, False, True)),
-    (b"GET / HTTP/1.2\r\nHost: a", ("GET", "/", "", (1, 1), None, False, True)),
-    (b"OPTIONS * HTTP/1.1\r\nHost: a", ("OPTIONS", "", "", (1, 1), None, False, True)),
-    (b"GET http://example.com:81/x?y HTTP/1.1\r\nHost: other", ("GET", "/x", "y", (1, 1), None, False, True)),
-    (b"GET /a#frag HTTP/1.1\r\nHost: a", ("GET", "/a", "", (1, 1), None, False, True)),
-    (b"M-SEARCH * HTTP/1.1\r\nHost: a", None),     # a token method, asterisk only for OPTIONS
-]
-
-
-@pytest.mark.parametrize("head, expected", [v for v in VALID_HEADS if v[1]])
-def test_parse_head_valid(head, expected):
-    request = parse(head)
-    assert (request.method, request.path, request.query, request.version,
-            request.content_length, request.chunked, request.keep_alive) == expected
-
-
-def test_parse_head_headers_names_values_and_absolute_form_host():
-    request = parse(b"GET http://example.com:81/x HTTP/1.1\r\nHost: other\r\n"
-                    b"X-Thing:  two words \t\r\nAccept: a\r\nAccept: b")
-    assert request.host == "example.com:81"
-    assert ("X-THING", "two words") in request.headers
-    assert [v for n, v in request.headers if n == "ACCEPT"] == ["a", "b"]
-
-
-INVALID_HEADS = [
-    (b"GET  / HTTP/1.1\r\nHost: a", 400),                     # two spaces
-    (b"GET / HTTP/1.1 \r\nHost: a", 400),
-    (b"get / HTTP/1.1\r\nHost: a", 400),                      # lower-case method
-    (b"G@T / HTTP/1.1\r\nHost: a", 400),
-    (b"GET /a\x01 HTTP/1.1\r\nHost: a", 400),
-    (b"GET /\xe9 HTTP/1.1\r\nHost: a", 400),                  # non-ASCII target
-    (b"GET / HTTP/2.0\r\nHost: a", 505),
-    (b"GET / HTTP/0.9\r\nHost: a", 505),
-    (b"GET / HTTX/1.1\r\nHost: a", 400),
-    (b"GET / HTTP/1.1", 400),                                 # no Host
-    (b"GET / HTTP/1.1\r\nHost: a\r\nHost: b", 400),
-    (b"GET / HTTP/1.1\r\nHost: a b", 400),
-    (b"GET / HTTP/1.1\r\nHost: a\r\nBad Name: x", 400),
-    (b"GET / HTTP/1.1\r\nHost: a\r\nName : x", 400),          # space before colon
-    (b"GET / HTTP/1.1\r\nHost: a\r\nNoColon", 400),
-    (b"GET / HTTP/1.1\r\nHost: a\r\nX: a\x00b", 400),
-    (b"GET / HTTP/1.1\r\nHost: a\r\nX: a\rb", 400),
-    (b"GET / HTTP/1.1\r\nHost: a\r\nX: a\r\n folded", 400),   # obs-fold
-    (b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: +5", 400),
-    (b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5", 400),
-    (b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6", 400),
-    (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked", 400),
-    (b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked", 400),
-    (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip", 400),
-    (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked", 400),
-    (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked", 501),
-    (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: identity", 400),
-    (b"GET * HTTP/1.1\r\nHost: a", 400),
-    (b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com", 501),
-    (b"GET http://user@example.com/ HTTP/1.1\r\nHost: a", 400),
-    (b"GET / HTTP/1.1\r\nHost: a\r\nContent-Type: a\r\nContent-Type: b", 400),
-    (b"GET /" + b"a" * 5000 + b" HTTP/1.1\r\nHost: a", 414),
-    (b"GET / HTTP/1.1\r\nHost: a\r\nX: " + b"v" * 9000, 431),
-    (b"GET / HTTP/1.1\r\nHost: a" + b"\r\nX: y" * 101, 431),
-]
-
-
-@pytest.mark.parametrize("head, status", INVALID_HEADS)
-def test_parse_head_invalid(head, status):
-    with pytest.raises(arbiter.HTTPError) as raised:
-        parse(head)
-    assert raised.value.status == status
-
-
-@pytest.mark.parametrize("head, settings, check", [
-    (b"GET / HTTP/1.1\r\nHost: a\r\nX: a\r\n folded", {"permit_obsolete_folding": True},
-     lambda r: ("X", "a folded") in r.headers),
-    (b"GET / HTTP/1.1\r\nHost: a\r\nName : x", {"strip_header_spaces": True},
-     lambda r: ("NAME", "x") in r.headers),
-    (b"get / HTTP/1.1\r\nHost: a", {"casefold_http_method": True},
-     lambda r: r.method == "GET"),
-    (b"mkcol / HTTP/1.1\r\nHost: a", {"permit_unconventional_http_method": True},
-     lambda r: r.method == "mkcol"),
-    (b"GET / HTTP/1.1\r\nHost: a\r\nX: " + b"v" * 9000, {"limit_request_field_size": 9100},
-     lambda r: r.headers[-1][1] == "v" * 9000),
-])
-def test_parse_head_settings_that_relax_a_rule(head, settings, check):
-    assert check(parse(head, **settings))
-
-
-@pytest.mark.parametrize("header_map, expected", [
-    ("drop", [("HOST", "a"), ("X-FOO-BAR", "1")]),
-    ("dangerous", [("HOST", "a"), ("X-FOO-BAR", "1"), ("X-FOO_BAR", "2")]),
-])
-def test_underscore_headers_never_overwrite_dashed_ones(header_map, expected):
-    request = parse(b"GET / HTTP/1.1\r\nHost: a\r\nX-Foo-Bar: 1\r\nX-Foo_Bar: 2",
-                    header_map=header_map)
-    assert request.headers == expected
-
-
-def test_underscore_headers_refused():
-    with pytest.raises(arbiter.HTTPError) as raised:
-        parse(b"GET / HTTP/1.1\r\nHost: a\r\nX_Y: 2", header_map="refuse")
-    assert raised.value.status == 400
-
-
-def test_expect_continue_only_on_http_11():
-    assert parse(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n"
-                 b"Expect: 100-continue").expect_continue
-    assert not parse(b"POST / HTTP/1.0\r\nContent-Length: 1\r\n"
-                     b"Expect: 100-continue").expect_continue
-
-
-MUTATION_SEEDS = [head for head, _ in VALID_HEADS + INVALID_HEADS if len(head) < 400] + [
-    b"POST /p?x=1 HTTP/1.1\r\nHost: h\r\nContent-Length: 4\r\nConnection: keep-alive",
-    b"GET http://h:80/p HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked",
-]
-MUTATION_BYTES = [b"\r", b"\n", b"\r\n", b"\x00", b" ", b"\t", b":", b",", b"_", b"\xff",
-                  b"\x7f", b"%", b"#", b"?", b"Host: x", b"Content-Length: 9",
-                  b"Transfer-Encoding: chunked", b"HTTP/1.1", b"\r\n "]
-
-
-def mutate(rng, data):
-    data = bytearray(data)
-    for _ in range(rng.randint(1, 3)):
-        pos = rng.randrange(len(data) + 1)
-        op = rng.randrange(5)
-        if op == 0 and data:
-            data[min(pos, len(data) - 1)] = rng.randrange(256)
-        elif op == 1:
-            data[pos:pos] = rng.choice(MUTATION_BYTES)
-        elif op == 2:
-            del data[pos:pos + rng.randint(1, 6)]
-        elif op == 3 and data:
-            start = rng.randrange(len(data))
-            data[pos:pos] = data[start:start + rng.randint(1, 24)]
-        else:
-            del data[pos:]
-    return bytes(data)
-
-
-def test_mutated_requests_give_a_request_or_a_clean_http_error():
-    """Seeded: thousands of mutated heads, under every relaxing setting too;
-    never anything but a Request or an HTTPError. (Before a release we run
-    the same loop with a million inputs.)"""
-    rng = random.Random(20261127)
-    configs = [arbiter.Config(), arbiter.Config()]
-    for name, value in [("permit_obsolete_folding", True), ("strip_header_spaces", True),
-                        ("header_map", "dangerous"), ("casefold_http_method", True),
-                        ("permit_unconventional_http_method", True),
-                        ("limit_request_line", 0), ("limit_request_field_size", 0)]:
-        configs[1].set(name, value)
-    outcomes = collections.Counter()
-    for i in range(6000):
-        head = mutate(rng, rng.choice(MUTATION_SEEDS))
-        try:
-            arbiter.parse_head(head, configs[i % 2])
-            outcomes["request"] += 1
-        except arbiter.HTTPError as exc:
-            assert exc.status in (400, 414, 431, 501, 505)
-            outcomes[exc.status] += 1
-    assert outcomes["request"] > 100 and outcomes[400] > 1000   # both kinds were reached
-
-
-# -- body readers, on a real socket pair ---------------------------------------
-
-class BodyEnd:
-    """The server end of a socketpair as the body readers see it: a real
-    Connection, with a stand-in for the worker (its settings and heartbeat)."""
-
-    def __init__(self):
-        self.cfg = arbiter.Config()
-        self.cfg.set("timeout", 2)
-        self.ssl_context = None
-        server, self.client = socket.socketpair()
-        server.setblocking(False)
-        self.conn = arbiter.Connection(server, ("127.0.0.1", 1), None, self)
-
-    def notify(self):
-        pass
-
-    def body(self, head, data=b"", close=False):
-        request = arbiter.parse_head(head, self.cfg)
-        self.client.sendall(data)
-        if close:
-            self.client.shutdown(socket.SHUT_WR)
-        return arbiter.Body(arbiter.body_reader(request, self.conn, self.cfg))
-
-    def close(self):
-        self.client.close()
-        self.conn.sock.close()
-
-
-@pytest.fixture
-def body_end():
-    end = BodyEnd()
-    try:
-        yield end
-    finally:
-        end.close()
-
-
-CHUNKED_HEAD = b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked"
-
-
-def test_chunked_body_with_extensions_and_trailers(body_end):
-    body = body_end.body(CHUNKED_HEAD, b"5;name=val\r\nhello\r\n6 ; q=\"x y\"\r\n world\r\n"
-                                       b"0\r\nVary: *\r\nX-Sum: 1\r\n\r\n")
-    assert body.read() == b"hello world"
-    assert body.read() == b""
-
-
-@pytest.mark.parametrize("data, error", [
-    (b"x\r\nhello\r\n0\r\n\r\n", arbiter.BadRequest),             # size not hex
-    (b"5\r\nhelloXX0\r\n\r\n", arbiter.BadRequest),               # no CRLF after data
-    (b"5;\r\nhello\r\n0\r\n\r\n", arbiter.BadRequest),            # empty extension
-    (b"5\r\nhello\r\n0\r\nContent-Length: 5\r\n\r\n", arbiter.BadRequest),
-    (b"5\r\nhello\r\n0\r\nBad Trailer\r\n\r\n", arbiter.BadRequest),
-    (b"10000000000000000\r\n", arbiter.BadRequest),               # 17 hex digits
-])
-def test_chunked_body_errors(body_end, data, error):
-    body = body_end.body(CHUNKED_HEAD, data, close=True)
-    with pytest.raises(error):
-        body.read()
-
-
-@pytest.mark.parametrize("head, data", [
-    (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10", b"short"),
-    (CHUNKED_HEAD, b"5\r\nhel"),
-])
-def test_a_body_cut_short_is_an_error_not_a_shorter_body(body_end, head, data):
-    body = body_end.body(head, data, close=True)
-    with pytest.raises(arbiter.IncompleteBody):
-        body.read()
-
-
-def test_body_read_readline_readlines_iteration(body_end):
-    data = b"one\ntwo\nthree\nfour"
-    body = body_end.body(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: %d" % len(data),
-                         data)
-    assert body.readline() == b"one\n"
-    assert body.readline(2) == b"tw"
-    assert body.read(2) == b"o\n"
-    assert list(body) == [b"three\n", b"four"]
-    assert body.read() == b"" and body.readline() == b"" and body.readlines() == []
-
-
-def test_expect_100_continue_is_sent_on_the_first_read_only(body_end):
-    body = body_end.body(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n"
-                         b"Expect: 100-continue")
-    body_end.client.settimeout(0.2)
-    with pytest.raises(socket.timeout):
-        body_end.client.recv(100)             # nothing before the app reads
-    body_end.client.sendall(b"ok")
-    assert body.read() == b"ok"
-    assert body_end.client.recv(100) == b"HTTP/1.1 100 Continue\r\n\r\n"
-
-
-# ---------------------------------------------------------------------------
-# WSGI environ and response
-# ---------------------------------------------------------------------------
-
-class EnvironWorker:
-    """What build_environ and Response need of a worker, around a real socket."""
-
-    def __init__(self, listener):
-        self.cfg = arbiter.Config()
-        self.log = arbiter.Log(self.cfg)
-        self.base_environ = {listener: arbiter.base_environ(listener, self.cfg)}
-        self.secure_headers = arbiter.secure_header_keys(self.cfg)
-        self.ssl_context = None
-        self.draining = False
-        self.header_cache = {}
-        self.checked_header = lambda item: arbiter.check_response_header(item)
-
-    def http_date(self):
-        return arbiter.http_date(0)
-
-    def notify(self):
-        pass
-
-
-@pytest.fixture
-def environ_for():
-    listener = listening_socket()
-    client, server = socket.socketpair()
-    worker = EnvironWorker(listener)
-    conn = arbiter.Connection(server, ("10.1.2.3", 4567), listener, worker)
-
-    def build(head):
-        request = arbiter.parse_head(head, worker.cfg)
-        request.body = arbiter.EMPTY_BODY
-        return arbiter.build_environ(request, conn, worker), request, conn, worker
-    try:
-        yield build
-    finally:
-        for sock in (listener, client, server):
-            sock.close()
-
-
-def test_environ_has_every_pep3333_key_with_the_right_types(environ_for):
-    environ = environ_for(b"GET /a%20b%C3%A9/c?x=%20y HTTP/1.1\r\nHost: h:1\r\n"
-                          b"Content-Type: text/plain\r\nContent-Length: 0\r\n"
-                          b"X-Dup: 1\r\nX-Dup: 2\r\nUser-Agent: t")[0]
-    for key in ("REQUEST_METHOD", "SCRIPT_NAME", "PATH_INFO", "QUERY_STRING",
-                "SERVER_NAME", "SERVER_PORT", "SERVER_PROTOCOL", "REMOTE_ADDR"):
-        assert type(environ[key]) is str, key
-    assert environ["PATH_INFO"] == "/a b\xc3\xa9/c"          # percent-decoded, latin-1
-    assert environ["QUERY_STRING"] == "x=%20y"                # raw
-    assert environ["RAW_URI"] == "/a%20b%C3%A9/c?x=%20y"
-    assert environ["CONTENT_TYPE"] == "text/plain" and environ["CONTENT_LENGTH"] == "0"
-    assert "HTTP_CONTENT_TYPE" not in environ and "HTTP_CONTENT_LENGTH" not in environ
-    assert environ["HTTP_X_DUP"] == "1,2" and environ["HTTP_HOST"] == "h:1"
-    assert environ["REMOTE_ADDR"] == "10.1.2.3" and environ["REMOTE_PORT"] == "4567"
-    assert environ["wsgi.version"] == (1, 0) and environ["wsgi.url_scheme"] == "http"
-    assert environ["wsgi.multithread"] is False and environ["wsgi.run_once"] is False
-    assert hasattr(environ["wsgi.input"], "read") and hasattr(environ["wsgi.errors"], "write")
-    assert environ["wsgi.file_wrapper"] is arbiter.FileWrapper
-
-
-def test_environ_proxy_scheme_headers_trusted_and_contradictory(environ_for):
-    environ, _, conn, _ = environ_for(b"GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-Proto: https")
-    assert not conn.trusted and environ["wsgi.url_scheme"] == "http"   # 10.1.2.3 untrusted
-    conn.trusted = True
-    request = arbiter.parse_head(b"GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-Proto: https",
-                                 arbiter.Config())
-    request.body = arbiter.EMPTY_BODY
-    assert arbiter.build_environ(request, conn, conn.worker)["wsgi.url_scheme"] == "https"
-    request = arbiter.parse_head(b"GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-Proto: https\r\n"
-                                 b"X-Forwarded-Ssl: off", arbiter.Config())
-    request.body = arbiter.EMPTY_BODY
-    with pytest.raises(arbiter.BadRequest):
-        arbiter.build_environ(request, conn, conn.worker)
-
-
-@pytest.mark.parametrize("status, headers, message", [
-    ("200 OK\r\nX: y", [], "invalid status"),
-    ("OK", [], "invalid status"),
-    ("200 OK", [("X", "a\nb")], "invalid value"),
-    ("200 OK", [("X", "a\x00b")], "invalid value"),
-    ("200 OK", [("Bad Name", "v")], "invalid header name"),
-    ("200 OK", [("Transfer-Encoding", "chunked")], "hop-by-hop"),
-    ("200 OK", [("Upgrade", "h2c")], "hop-by-hop"),
-    ("200 OK", [("X", "\u20ac")], "latin-1"),
-    ("200 OK", [["X", "v"]], "tuple"),
-    ("200 OK", [("Content-Length", "12a")], "Content-Length"),
-])
-def test_start_response_refuses_what_http_can_not_carry(environ_for, status, headers, message):
-    _, request, conn, worker = environ_for(b"GET / HTTP/1.1\r\nHost: h")
-    response = arbiter.Response(conn, request, worker)
-    with pytest.raises(arbiter.ResponseError, match=message):
-        response.start_response(status, headers)
-
-
-def test_start_response_twice_needs_exc_info(environ_for):
-    _, request, conn, worker = environ_for(b"GET / HTTP/1.1\r\nHost: h")
-    response = arbiter.Response(conn, request, worker)
-    response.start_response("200 OK", [])
-    with pytest.raises(arbiter.ResponseError, match="again"):
-        response.start_response("500 Oops", [])
-    try:
-        raise ValueError("app failed")
-    except ValueError:
-        response.start_response("500 Oops", [], sys.exc_info())   # allowed: nothing sent
-    assert response.status == "500 Oops"
-
-
-@pytest.mark.parametrize("status, reason", [(400, "Bad Request"), (408, "Request Timeout"),
-                                            (414, "URI Too Long"), (501, "Not Implemented"),
-                                            (505, "HTTP Version Not Supported")])
-def test_error_pages(status, reason):
-    page = arbiter.error_page(status)
-    head, _, body = page.partition(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.1 %d %s\r\n" % (status, reason.encode()))
-    assert b"Connection: close" in head and b"Content-Length: %d" % len(body) in head
-    assert body == reason.encode() + b"\n"
-
-
-def test_http_date_is_imf_fixdate():
-    assert arbiter.http_date(784111777) == b"Sun, 06 Nov 1994 08:49:37 GMT"
-
-
-# ---------------------------------------------------------------------------
-# App loading
-# ---------------------------------------------------------------------------
-
-def test_load_app_forms(tmp_path, monkeypatch):
-    (tmp_path / "loadme.py").write_text(
-        "def application(e, s):\n    return []\n"
-        "app = application\n"
-        "def factory(n, name='x'):\n"
-        "    def made(e, s):\n        return [str((n, name)).encode()]\n"
-        "    return made\n"
-        "not_callable = 3\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    assert arbiter.load_app("loadme").__name__ == "application"
-    assert arbiter.load_app("loadme:app").__name__ == "application"
-    assert arbiter.load_app("loadme:factory(2, name='y')")(None, None) == [b"(2, 'y')"]
-    with pytest.raises(arbiter.AppImportError, match="nosuchmodule"):
-        arbiter.load_app("nosuchmodule:app")
-    with pytest.raises(arbiter.AppImportError, match="'missing'"):
-        arbiter.load_app("loadme:missing")
-    with pytest.raises(arbiter.AppImportError, match="callable"):
-        arbiter.load_app("loadme:not_callable")
-    with pytest.raises(arbiter.AppImportError, match="literal"):
-        arbiter.load_app("loadme:factory(os.getcwd())")
 
 
 # ---------------------------------------------------------------------------
