@@ -619,10 +619,16 @@ class Config:
         return [(s.name, getattr(self, s.name)) for s in SETTINGS]
 
 
-def did_you_mean(name):
+def closest_setting(name):
+    """The setting whose name is closest to a misspelt one, or None."""
     import difflib
     close = difflib.get_close_matches(name, list(SETTINGS_BY_NAME), 1, 0.75)
-    return " (did you mean %r?)" % close[0] if close else ""
+    return close[0] if close else None
+
+
+def did_you_mean(name):
+    close = closest_setting(name)
+    return " (did you mean %r?)" % close if close else ""
 
 
 def build_parser():
@@ -682,8 +688,13 @@ def apply_config_file(cfg, path):
     for name, value in read_config_file(path).items():
         if name in SETTINGS_BY_NAME:
             cfg.set(name, value)
-        elif isinstance(value, type(os)) or isinstance(value, type) or callable(value):
-            continue  # an import or a helper the file defines for itself
+        elif isinstance(value, (type(os), type)):
+            continue  # an import, or a class the file uses for itself
+        elif callable(value):
+            close = closest_setting(name)
+            if close and SETTINGS_BY_NAME[close].convert is to_callable:
+                raise ConfigError("unknown hook %r in %s (did you mean %r?)"
+                                  % (name, path, close))
         else:
             hint = did_you_mean(name)
             if hint:
@@ -2384,6 +2395,8 @@ def parse_head(head, cfg):
         # The common case in one regex: a conventional method, an
         # origin-form target and HTTP/1.x.
         method, target, minor = match.groups()
+        if method == "CONNECT":
+            raise Unsupported("CONNECT is not supported")
         request = Request(method, target, (1, 0) if minor == "0" else (1, 1))
         request.path, _, request.query = target.partition("?")
         if "#" in target:
@@ -2427,6 +2440,8 @@ def parse_request_line(line, cfg):
 def parse_target(request, target):
     """RFC 9112 §3.2: origin-form, absolute-form, authority-form (CONNECT
     only) and asterisk-form (OPTIONS only)."""
+    if request.method == "CONNECT":
+        raise Unsupported("CONNECT is not supported")
     if target[0] == "/":
         target, _, request.fragment = target.partition("#")
         request.path, _, request.query = target.partition("?")
@@ -2435,8 +2450,6 @@ def parse_target(request, target):
         if request.method != "OPTIONS":
             raise BadRequest("asterisk-form is only for OPTIONS")
         return  # PATH_INFO stays empty; RAW_URI is "*"
-    if request.method == "CONNECT":
-        raise Unsupported("CONNECT is not supported")
     match = ABSOLUTE_TARGET.fullmatch(target)
     if match is None:
         raise BadRequest("malformed request target")
@@ -2479,7 +2492,7 @@ def parse_fields_one_by_one(lines, limit_size, cfg):
             if not FIELD_VALUE_STR.fullmatch(value):
                 raise BadRequest("invalid character in a header value")
             name, previous = headers[-1]
-            headers[-1] = (name, previous + " " + value if previous else value)
+            headers[-1] = (name, " ".join(filter(None, (previous, value))))
             continue
         name, colon, value = line.partition(":")
         if not colon:
@@ -2899,7 +2912,8 @@ def build_environ(request, conn, worker):
         from urllib.parse import unquote_to_bytes
         path = unquote_to_bytes(path).decode("latin-1")
     script_name = environ["SCRIPT_NAME"]
-    if script_name and path.startswith(script_name):
+    if script_name and path.startswith(script_name) and \
+            path[len(script_name):len(script_name) + 1] in ("", "/"):
         path = path[len(script_name):]
     environ.update({
         "REQUEST_METHOD": request.method,

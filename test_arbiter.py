@@ -350,6 +350,20 @@ def test_config_set_refuses(name, value, fragment):
         make_cfg().set(name, value)
 
 
+
+def test_connect_in_any_form_is_not_implemented():
+    for head in (b"CONNECT / HTTP/1.1" + HOST_LINE, b"CONNECT h:443 HTTP/1.1" + HOST_LINE):
+        with pytest.raises(arbiter.HTTPError) as info:
+            arbiter.parse_head(head, make_cfg())
+        assert info.value.status == 501
+
+
+def test_misspelt_hook_in_a_config_file_suggests_the_name(conf_dir):
+    write_config(conf_dir, "def post_forkk(server, worker):\n    pass\n\n"
+                           "def helper():\n    pass\n")
+    with pytest.raises(arbiter.ConfigError, match="did you mean 'post_fork'"):
+        arbiter.load_config(["-c", "conf.py"], {})
+
 # ---------------------------------------------------------------------------
 # The pidfile
 # ---------------------------------------------------------------------------
@@ -529,6 +543,9 @@ ACCEPTED_HEADS = [
      dict(method="POST", content_length=12, chunked=False)),
     ("content-length-zero", b"POST /f HTTP/1.1" + HOST_LINE + b"\r\nContent-Length: 0", {},
      dict(content_length=0)),
+    ("content-length-most-digits", b"POST /f HTTP/1.1" + HOST_LINE + b"\r\nContent-Length: "
+     + b"9" * arbiter.MAX_CONTENT_LENGTH_DIGITS, {},
+     dict(content_length=10 ** arbiter.MAX_CONTENT_LENGTH_DIGITS - 1)),
     ("content-length-leading-zeros", b"POST /f HTTP/1.1" + HOST_LINE + b"\r\nContent-Length: 007",
      {}, dict(content_length=7)),
     ("content-length-twice-same", b"POST /f HTTP/1.1" + HOST_LINE +
@@ -660,6 +677,8 @@ REFUSED_HEADS = [
     ("content-length-plus", b"POST / HTTP/1.1" + HOST_LINE + b"\r\nContent-Length: +1", {}, BAD, 400),
     ("content-length-empty", b"POST / HTTP/1.1" + HOST_LINE + b"\r\nContent-Length:", {}, BAD, 400),
     ("content-length-list", b"POST / HTTP/1.1" + HOST_LINE + b"\r\nContent-Length: 5, 5", {}, BAD, 400),
+    ("content-length-too-many-digits", b"POST / HTTP/1.1" + HOST_LINE + b"\r\nContent-Length: "
+     + b"1" * (arbiter.MAX_CONTENT_LENGTH_DIGITS + 1), {}, BAD, 400),
     ("content-length-hex", b"POST / HTTP/1.1" + HOST_LINE + b"\r\nContent-Length: 0x5", {}, BAD, 400),
     ("content-length-unicode-digit", b"POST / HTTP/1.1" + HOST_LINE + b"\r\nContent-Length: \xb2", {},
      BAD, 400),
@@ -737,6 +756,13 @@ def test_parse_head_huge_content_length_is_a_400():
     with pytest.raises(arbiter.HTTPError) as info:
         arbiter.parse_head(head, make_cfg())
     assert info.value.status in (400, 413)
+
+
+@pytest.mark.parametrize("fold", [b" ", b"\t", b"  \t "])
+def test_obs_fold_of_an_empty_line_adds_nothing(fold):
+    head = b"GET / HTTP/1.1" + HOST_LINE + b"\r\nX-A: a\r\n" + fold
+    request = arbiter.parse_head(head, make_cfg(permit_obsolete_folding=True))
+    assert request.headers == [("HOST", "example.com"), ("X-A", "a")]
 
 
 # ---------------------------------------------------------------------------
@@ -860,12 +886,22 @@ class StandInWorker:
 @pytest.fixture
 def pair():
     """(server end, client end) of a real socket pair; the server end is
-    non-blocking, as the worker's connections are."""
+    non-blocking, as the worker's connections are. A watchdog turns a reader
+    that loops or blocks (a bug) into a failure after 5 s instead of a hung
+    run; it never fires in a passing test, which takes milliseconds."""
+    def expired(signum, frame):
+        raise TimeoutError("the test did not finish in 5 s: a reader loops or blocks")
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, 5.0)
     server, client = socket.socketpair()
     server.setblocking(False)
-    yield server, client
-    server.close()
-    client.close()
+    try:
+        yield server, client
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        server.close()
+        client.close()
 
 
 def received(client):
@@ -920,6 +956,8 @@ def chunked(payload, size=3):
     (b"4\r\n\r\n\r\n\r\n0\r\n\r\n", b"\r\n\r\n"),
     (b"0\r\n\r\n", b""),
     (chunked(bytes(range(256)) * 4, 100), bytes(range(256)) * 4),
+    (b"5;" + b"a" * (arbiter.MAX_CHUNK_LINE - 2) + b"\r\nhello\r\n0\r\n\r\n", b"hello"),
+    (b"5\r\nhello\r\n0\r\nX: " + b"a" * 8187 + b"\r\n\r\n", b"hello"),  # 8190: the limit
 ])
 def test_chunked_body_decoding(pair, encoded, decoded):
     body, conn = body_for(pair, CHUNKED_POST, encoded)
@@ -946,6 +984,9 @@ def test_chunked_body_decoding(pair, encoded, decoded):
     (b"5\r\nhello\n0\r\n\r\n", arbiter.BadRequest),
     (b"5\r\nhello0\r\n\r\n", arbiter.BadRequest),
     (b"5;" + b"a" * 5000, arbiter.BadRequest),                          # line too long
+    (b"5;" + b"a" * (arbiter.MAX_CHUNK_LINE - 1) + b"\r\nhello\r\n0\r\n\r\n",
+     arbiter.BadRequest),                                               # 4097 bytes, whole
+    (b"5\r\nhello\r\n0\r\nX: " + b"a" * 8188 + b"\r\n\r\n", arbiter.BadRequest),
     (b"0\r\nContent-Length: 5\r\n\r\n", arbiter.BadRequest),           # forbidden trailers
     (b"0\r\ncontent-length: 5\r\n\r\n", arbiter.BadRequest),
     (b"0\r\nTransfer-Encoding: chunked\r\n\r\n", arbiter.BadRequest),
@@ -1313,6 +1354,27 @@ def test_error_page_never_echoes_the_request(head):
         arbiter.parse_head(head, make_cfg())
     page = arbiter.error_page(info.value.status)
     assert b"EVIL" not in page and b"MARKER" not in page and b"script" not in page
+
+
+def _http_error_classes(cls=arbiter.HTTPError):
+    for sub in cls.__subclasses__():
+        yield sub
+        yield from _http_error_classes(sub)
+
+
+@pytest.mark.parametrize("error", sorted(_http_error_classes(), key=lambda c: c.__name__),
+                         ids=lambda c: c.__name__)
+def test_every_http_error_has_a_reason_phrase(error):
+    assert error.status in arbiter.REASONS
+    line = arbiter.error_page(error.status).split(b"\r\n", 1)[0]
+    assert line == b"HTTP/1.1 %d %s" % (error.status, arbiter.REASONS[error.status].encode())
+    assert b"Error" not in line
+
+
+def test_error_page_for_a_status_without_a_reason():
+    status_line, headers, body = split_response(arbiter.error_page(599))
+    assert status_line == "HTTP/1.1 599 Error"
+    assert body == b"Error\n"
 
 
 # ---------------------------------------------------------------------------
