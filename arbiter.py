@@ -1744,7 +1744,7 @@ class SyncWorker:
             self.max_requests += random.randint(0, self.cfg.max_requests_jitter)
         if self.app is None:
             self.app = self.wsgi = load_app(self.cfg.app_uri)
-        switch_user(self.cfg)
+        switch_user(self.cfg, self.heartbeat.fd)
         self.cfg.post_worker_init(self)
         self.booted = True
         self.heartbeat.mark_booted()
@@ -3647,8 +3647,10 @@ def set_process_title(title):
         setproctitle.setproctitle(title)
 
 
-def switch_user(cfg):
-    """In the worker: drop to ``--user``/``--group`` (and their groups)."""
+def switch_user(cfg, heartbeat_fd):
+    """In the worker: drop to ``--user``/``--group`` (and their groups),
+    first giving the heartbeat file to that user (setting its times needs
+    ownership)."""
     if cfg.group is None and cfg.user is None:
         return
     import grp
@@ -3663,6 +3665,7 @@ def switch_user(cfg):
             gid = entry.pw_gid
         if cfg.initgroups:
             os.initgroups(entry.pw_name, gid)
+    os.fchown(heartbeat_fd, -1 if uid is None else uid, -1 if gid is None else gid)
     if gid is not None:
         os.setgid(gid)
     if uid is not None:

@@ -2813,3 +2813,139 @@ def test_usr2_reexec_of_python_dash_m(servers, tmp_path):
     assert pid_alive(new)
     wait_for(lambda: served_by(port)[1] == new, 10)
     assert "Master has been promoted." in read_text(servers.log)
+
+
+# -- logging to syslog, a logging config, captured output ------------------------
+
+def test_syslog_receives_the_error_log(servers):
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as syslog:
+        syslog.bind(("127.0.0.1", 0))
+        proc, port = servers.start(["-w", "1", "--log-syslog", "--log-syslog-prefix", "myapp",
+                                    "--log-syslog-to",
+                                    "udp://127.0.0.1:%d" % syslog.getsockname()[1]])
+        seen = []
+        receive_until(syslog, lambda d: "Booting worker" in d, 10, seen)
+        assert any("myapp[" in d for d in seen)
+
+
+def test_log_config_json_routes_the_error_log(servers, tmp_path):
+    target = tmp_path / "from-config.log"
+    config = {"version": 1, "disable_existing_loggers": False,
+              "handlers": {"file": {"class": "logging.FileHandler", "filename": str(target)}},
+              "loggers": {"gunicorn.error": {"handlers": ["file"], "level": "INFO",
+                                             "propagate": False}}}
+    (tmp_path / "logging.json").write_text(json.dumps(config))
+    proc, port = servers.start(["-w", "1", "--log-config-json", str(tmp_path / "logging.json")])
+    wait_for(lambda: "Booting worker" in read_text(target))
+    assert http_get(port)[0] == 200
+
+
+PRINTING_APP = r'''
+import sys
+
+def app(environ, start_response):
+    print("printed by the app")
+    sys.stdout.flush()
+    start_response("200 OK", [("Content-Length", "2")])
+    return [b"ok"]
+'''
+
+
+def test_capture_output_sends_prints_to_the_error_log(servers, tmp_path):
+    (tmp_path / "printing.py").write_text(PRINTING_APP)
+    errors = tmp_path / "errors.log"
+    proc, port = servers.start(["-w", "1", "--capture-output", "--error-logfile", str(errors)],
+                               app="printing:app")
+    assert http_get(port)[0] == 200
+    wait_for(lambda: "printed by the app" in read_text(errors))
+
+
+# -- process control: -w auto, --user, a gunicorn-style example config ------------
+
+def test_workers_auto_is_the_cpus_we_may_use():
+    quota = arbiter.cpu_quota()
+    assert 1 <= quota <= (os.cpu_count() or 1)
+    assert arbiter.load_config(["-w", "auto"], {}).workers == quota
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="switching users needs root")
+def test_workers_run_as_the_user_given(servers):
+    import pwd
+    nobody = pwd.getpwnam("nobody")
+    proc, port = servers.start(["-w", "1", "-u", "nobody", "-g", str(nobody.pw_gid)])
+    worker, master = served_by(port)
+    with open("/proc/%d/status" % worker) as f:
+        uid_line = [line for line in f if line.startswith("Uid:")][0]
+    assert int(uid_line.split()[1]) == nobody.pw_uid
+    assert os.stat("/proc/%d" % master).st_uid == 0
+
+
+EXAMPLE_CONFIG = r'''
+# The shape of gunicorn's examples/example_config.py: settings and hooks.
+bind = "127.0.0.1:8000"
+backlog = 2048
+workers = 1
+worker_class = "sync"
+worker_connections = 1000
+timeout = 30
+keepalive = 2
+spew = False
+daemon = False
+raw_env = ["DJANGO_SECRET_KEY=something", "SPAM=eggs"]
+pidfile = None
+umask = 0
+user = None
+group = None
+tmp_upload_dir = None
+errorlog = "-"
+loglevel = "info"
+accesslog = "-"
+access_log_format = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"'
+proc_name = None
+
+def post_fork(server, worker):
+    server.log.info("Worker spawned (pid: %s)", worker.pid)
+
+def pre_fork(server, worker):
+    pass
+
+def pre_exec(server):
+    server.log.info("Forked child, re-executing.")
+
+def when_ready(server):
+    server.log.info("Server is ready. Spawning workers")
+
+def worker_int(worker):
+    worker.log.info("worker received INT or QUIT signal")
+
+def worker_abort(worker):
+    worker.log.info("worker received SIGABRT signal")
+'''
+
+
+def test_a_gunicorn_example_config_boots(servers, tmp_path):
+    (tmp_path / "example_config.py").write_text(EXAMPLE_CONFIG)
+    proc, port = servers.start(["-c", "example_config.py"])
+    assert http_get(port)[0] == 200
+    log = wait_for_log(servers.log, "Worker spawned (pid: ")
+    assert "Server is ready. Spawning workers" in log
+    assert "setting 'spew' has no effect" in log
+
+
+def test_usr2_reexec_through_a_symlink(servers, tmp_path):
+    link = tmp_path / "server.py"
+    os.symlink(ARBITER, str(link))
+    pidfile = tmp_path / "app.pid"
+    sock = servers.listen()
+    proc = servers.popen([sys.executable, str(link), "-w", "1", "-b",
+                          "fd://%d" % sock.fileno(), "-p", str(pidfile), "opsapp:app"],
+                         pass_fds=(sock.fileno(),))
+    wait_for_log(servers.log, "Booting worker")
+    proc.send_signal(signal.SIGUSR2)
+    new_pid = wait_for(lambda: read_pidfile(str(pidfile) + ".2"))
+    servers.track(new_pid)
+    wait_for(lambda: any(master == new_pid for _, master in
+                         [served_by(sock.getsockname()[1]) for _ in range(4)]))
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=10) == 0
+    wait_for(lambda: read_pidfile(pidfile) == new_pid)
