@@ -3245,8 +3245,9 @@ SERVER_BYTES = SERVER_SOFTWARE.encode("ascii")
 
 def demo_app(environ, start_response):
     """The app served when none is named: it says who answered."""
-    body = ("Hello from %s (pid %d): it works.\nServe your own app with: "
-            "python arbiter.py module:app\n" % (SERVER_SOFTWARE, os.getpid())).encode()
+    body = ("Hello from %s: it works. Answered by worker pid %d of master pid %d.\n"
+            "Serve your own app with: python arbiter.py module:app\n"
+            % (SERVER_SOFTWARE, os.getpid(), os.getppid())).encode()
     start_response("200 OK", [("Content-Type", "text/plain; charset=utf-8")])
     return [body]
 
