@@ -2949,3 +2949,58 @@ def test_usr2_reexec_through_a_symlink(servers, tmp_path):
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=10) == 0
     wait_for(lambda: read_pidfile(pidfile) == new_pid)
+
+
+# -- every gunicorn setting name ----------------------------------------------------
+
+# The settings gunicorn 27.0.1 knows (gunicorn.config.KNOWN_SETTINGS), by name.
+GUNICORN_27_SETTINGS = """
+config wsgi_app bind backlog workers worker_class threads worker_connections
+max_requests max_requests_jitter timeout graceful_timeout keepalive
+limit_request_line limit_request_fields limit_request_field_size reload
+reload_engine reload_extra_files spew check_config print_config preload_app
+sendfile reuse_port chdir daemon raw_env pidfile worker_tmp_dir user group umask
+initgroups tmp_upload_dir secure_scheme_headers forwarded_allow_ips accesslog
+disable_redirect_access_to_syslog access_log_format errorlog loglevel
+capture_output logger_class logconfig logconfig_dict logconfig_json syslog_addr
+syslog syslog_prefix syslog_facility enable_stdio_inheritance statsd_host
+dogstatsd_tags statsd_prefix enable_backlog_metric proc_name default_proc_name
+pythonpath paste on_starting on_reload when_ready pre_fork post_fork
+post_worker_init worker_int worker_abort pre_exec pre_request post_request
+child_exit worker_exit nworkers_changed on_exit ssl_context proxy_protocol
+proxy_allow_ips protocol uwsgi_allow_ips keyfile certfile ssl_version cert_reqs
+ca_certs suppress_ragged_eofs do_handshake_on_connect ciphers http_protocols
+http2_cleartext http2_max_concurrent_streams http2_initial_window_size
+http2_max_frame_size http2_max_header_list_size raw_paste_global_conf
+permit_obsolete_folding strip_header_spaces permit_unconventional_http_method
+permit_unconventional_http_version casefold_http_method forwarder_headers
+header_map asgi_loop asgi_lifespan asgi_disconnect_grace_period
+websocket_max_message_size http_parser root_path dirty_apps dirty_workers
+dirty_timeout dirty_threads dirty_graceful_timeout on_dirty_starting
+dirty_post_fork dirty_worker_init dirty_worker_exit control_socket
+control_socket_mode control_socket_disable
+""".split()
+
+
+def test_every_gunicorn_setting_name_is_known():
+    assert len(GUNICORN_27_SETTINGS) == 120
+    assert set(GUNICORN_27_SETTINGS) <= set(arbiter.SETTINGS_BY_NAME)
+
+
+def test_a_config_setting_every_gunicorn_setting_passes_check_config(tmp_path):
+    lines = []
+    for name in GUNICORN_27_SETTINGS:
+        if name == "config":
+            continue
+        setting = arbiter.SETTINGS_BY_NAME[name]
+        if setting.convert is arbiter.to_callable or name.startswith(("on_dirty", "dirty_p",
+                                                                        "dirty_w")):
+            lines.append("def %s(*args):\n    pass\n" % name)
+        else:
+            default = arbiter.Config({}).__dict__[name]
+            lines.append("%s = %r" % (name, default))
+    (tmp_path / "every.conf.py").write_text("\n".join(lines) + "\n")
+    result = run_arbiter(["-c", "every.conf.py", "--check-config"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    warned = set(re.findall(r"setting '(\w+)' has no effect", result.stderr))
+    assert warned == set(arbiter.NOT_APPLICABLE) & set(GUNICORN_27_SETTINGS)
