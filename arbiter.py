@@ -2630,8 +2630,6 @@ def body_reader(request, conn, cfg):
 class EmptyReader:
     """The body of a request without one."""
 
-    done = True
-
     def read(self, size):
         return b""
 
@@ -2651,11 +2649,9 @@ class LengthReader:
         self.conn = conn
         self.left = length
         self.expect_continue = expect_continue
-        self.done = False
 
     def read(self, size):
         if self.left <= 0:
-            self.done = True
             return b""
         if self.expect_continue:
             self.expect_continue = False
@@ -2664,8 +2660,6 @@ class LengthReader:
         if not data:
             raise IncompleteBody("the body ended %d bytes short of Content-Length" % self.left)
         self.left -= len(data)
-        if self.left <= 0:
-            self.done = True
         return data
 
     def discard_rest(self):
@@ -2690,7 +2684,6 @@ class ChunkedReader:
         self.cfg = cfg
         self.chunk_left = 0
         self.done = False
-        self.read_total = 0
 
     def read(self, size):
         if self.done:
@@ -2708,7 +2701,6 @@ class ChunkedReader:
         if not data:
             raise IncompleteBody("the chunked body ended early")
         self.chunk_left -= len(data)
-        self.read_total += len(data)
         if self.chunk_left == 0:
             if self.read_exact(2) != b"\r\n":
                 raise BadRequest("chunk data not followed by CRLF")
