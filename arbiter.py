@@ -1979,8 +1979,7 @@ class SyncWorker:
                 self.close(conn)
                 return
             except HTTPError as exc:
-                self.log.debug("Invalid request from %s: %s", conn.peer_text, exc)
-                conn.send_error_quietly(exc.status)
+                self.handle_error(conn, None, None, exc)
                 self.close(conn)
                 return
             if head is None:
