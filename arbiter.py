@@ -1991,6 +1991,7 @@ class SyncWorker:
             conn.deadline = time.monotonic() + self.cfg.keepalive
             if not conn.has_pending():
                 return
+            self.notify()   # a deep pipeline keeps us here: we are busy, not stuck
 
     def handle_request(self, conn, head):
         """Parse, run the app, send the response; True to keep the connection."""
