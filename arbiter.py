@@ -2357,7 +2357,7 @@ class Request:
         self.expect_continue = False
         self.keep_alive = version >= (1, 1)
         self.scheme = None
-        self.body = None
+        self.body = EMPTY_BODY          # wsgi.input; handle_request sets the real one
         self.forwarded = []     # forwarder_headers fields, used if the peer is trusted
 
     def __repr__(self):
@@ -2633,6 +2633,9 @@ class EmptyReader:
     def read(self, size):
         return b""
 
+    def can_discard_rest(self):
+        return True
+
     def discard_rest(self):
         return True
 
@@ -2662,12 +2665,15 @@ class LengthReader:
         self.left -= len(data)
         return data
 
+    def can_discard_rest(self):
+        """Can discard_rest() leave the connection usable? (Asked before the
+        response head goes out, so that it says Connection: close if not.)"""
+        return self.left <= 0 or (not self.expect_continue and self.left <= MAX_DRAIN)
+
     def discard_rest(self):
         """Read and drop what the app left unread, if it is small: True if
         the connection may then serve another request."""
-        if self.left <= 0:
-            return True
-        if self.expect_continue or self.left > MAX_DRAIN:
+        if not self.can_discard_rest():
             return False
         while self.left > 0:
             self.read(self.left)
@@ -2759,6 +2765,11 @@ class ChunkedReader:
             if name.upper() in FORBIDDEN_TRAILERS:
                 raise BadRequest("%s is not allowed in a trailer" % name.decode("ascii"))
 
+    def can_discard_rest(self):
+        # The rest of a chunked body has no known size: only a body the app
+        # read to its end keeps the connection.
+        return self.done
+
     def discard_rest(self):
         if self.done:
             return True
@@ -2835,6 +2846,9 @@ class Body:
         if not line:
             raise StopIteration
         return line
+
+    def can_discard_rest(self):
+        return self.reader.can_discard_rest()
 
     def discard_rest(self):
         self.buffer = b""
@@ -3114,7 +3128,8 @@ class Response:
                 lines.append(line)
         if self.chunked:
             lines.append(b"Transfer-Encoding: chunked\r\n")
-        if self.must_close or self.worker.draining:
+        if self.must_close or self.worker.draining or \
+                not self.request.body.can_discard_rest():
             self.must_close = True
             lines.append(b"Connection: close\r\n")
         elif self.request.version == (1, 0):

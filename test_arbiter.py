@@ -2195,6 +2195,34 @@ def test_chunked_request_body_and_100_continue(core):
         assert read_response(reader)[2] == b"ok"
 
 
+@pytest.mark.parametrize("head, rest", [
+    (b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n",
+     b"abcde"),
+    (b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 200000\r\n\r\n" + b"x" * 1000,
+     b"x" * 199000),
+    (b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n",
+     b"0\r\n\r\n"),
+], ids=["expect-100-continue", "larger-than-drain", "chunked"])
+def test_a_body_the_app_does_not_read_either_closes_with_notice_or_stays_usable(core, head,
+                                                                                 rest):
+    """RFC 9110 §10.1.1, RFC 9112 §9.6: a server that will close after a
+    response must say so in it; otherwise the connection must stay usable."""
+    proc, port = core.start(["-w", "1"], app="coreapp:app")
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        reader = sock.makefile("rb")
+        sock.sendall(head)                          # GET / does not read the body
+        status, headers, body = read_response(reader)
+        assert status == 200 and body.startswith(b"pid=")
+        if headers.get("connection") == "close":
+            try:
+                assert reader.read() == b""
+            except ConnectionResetError:
+                pass
+            return
+        sock.sendall(rest + b"GET /next HTTP/1.1\r\nHost: t\r\n\r\n")
+        assert read_response(reader)[0] == 200
+
+
 def test_a_bad_request_closes_the_connection_and_nothing_after_it_is_read(core):
     proc, port = core.start(["-w", "1"], app="coreapp:app")
     reply = raw_exchange(port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
