@@ -379,6 +379,8 @@ def default_forwarded_allow_ips(environ):
 Setting = collections.namedtuple("Setting", "name flags default convert help")
 
 DEFAULT_ACCESS_LOG_FORMAT = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"'
+# The same line, by position (Log.access formats the default without a dict).
+DEFAULT_ACCESS_LINE = '%s - %s %s "%s" %s %s "%s" "%s"'
 
 # One row per setting: the name (as in gunicorn and in config files), the
 # command-line flags, the default (a callable takes the environment), the
@@ -3400,6 +3402,7 @@ class Log:
         self.access_log = logging.getLogger("gunicorn.access")
         self.access_format = cfg.access_log_format
         self.access_json = False
+        self.access_default = False
         self.access_enabled = False
         self.access_stream = None       # our own access handler's stream: written directly
         self.access_pending = False
@@ -3437,6 +3440,7 @@ class Log:
         self.access_format = cfg.access_log_format
         # A format that is a JSON object gets its values JSON-escaped.
         self.access_json = cfg.access_log_format.lstrip().startswith("{")
+        self.access_default = cfg.access_log_format == DEFAULT_ACCESS_LOG_FORMAT
         self.access_enabled = bool(self.access_log.handlers)
         self.access_stream = self.own_access_stream(cfg)
         self.statsd = Statsd(cfg) if cfg.statsd_host else None
@@ -3546,11 +3550,20 @@ class Log:
                 except (binascii.Error, ValueError):
                     pass
         length = getattr(response, "sent", 0)
+        request_line = "%s %s HTTP/1.%d" % (request.method, request.uri, request.version[1]) \
+            if request else "-"
+        if self.access_default:
+            # gunicorn's default format, the common case, without the atom dict.
+            line = DEFAULT_ACCESS_LINE % (
+                environ.get("REMOTE_ADDR", "-"), user, self.access_time[1], request_line,
+                status, length or "-", environ.get("HTTP_REFERER", "-"),
+                environ.get("HTTP_USER_AGENT", "-"))
+            self.write_access(line)
+            return
         atoms = (JSONAccessAtoms if self.access_json else AccessAtoms)({
             "h": environ.get("REMOTE_ADDR", "-"), "l": "-", "u": user,
             "t": self.access_time[1],
-            "r": "%s %s HTTP/1.%d" % (request.method, request.uri, request.version[1])
-                 if request else "-",
+            "r": request_line,
             "s": status, "b": length or "-",
             "f": environ.get("HTTP_REFERER", "-"), "a": environ.get("HTTP_USER_AGENT", "-"),
             None: (request, environ, response, request_time),
@@ -3560,6 +3573,9 @@ class Log:
         except (TypeError, ValueError, KeyError):
             self.error_log.exception("Failed to format the access log line")
             return
+        self.write_access(line)
+
+    def write_access(self, line):
         if self.access_stream is None:
             self.access_log.info(line)
         else:
