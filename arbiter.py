@@ -865,8 +865,11 @@ class Arbiter:
             self.status_listener = create_status_listener(self.cfg, self.log)
         prepare_memory_for_fork()
         self.call_hook("when_ready", self)
-        sd_notify("READY=1\nMAINPID=%d\nSTATUS=Serving on %s" % (
-            self.pid, ", ".join(listener_url(s) for s in self.listeners)), self.log)
+        # A re-exec'd master says it is ready only once promoted: until then
+        # the old master is systemd's main process (and may yet be kept).
+        if not self.master_pid:
+            sd_notify("READY=1\nMAINPID=%d\nSTATUS=Serving on %s" % (
+                self.pid, ", ".join(listener_url(s) for s in self.listeners)), self.log)
 
     def init_signals(self):
         """Signal handlers only record; a byte on the self-pipe wakes sleep()."""

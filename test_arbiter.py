@@ -3032,3 +3032,41 @@ def test_a_config_setting_every_gunicorn_setting_passes_check_config(tmp_path):
     assert result.returncode == 0, result.stderr
     warned = set(re.findall(r"setting '(\w+)' has no effect", result.stderr))
     assert warned == set(arbiter.NOT_APPLICABLE) & set(GUNICORN_27_SETTINGS)
+
+
+def test_systemd_hears_the_new_mainpid_after_an_upgrade(servers, tmp_path):
+    notify, path = notify_socket(tmp_path)
+    pidfile = tmp_path / "app.pid"
+    with notify:
+        proc, port = servers.start(["-w", "1", "-p", str(pidfile)],
+                                   env=server_env(NOTIFY_SOCKET=path))
+        receive_until(notify, lambda m: "READY=1" in m.split("\n"))
+        proc.send_signal(signal.SIGUSR2)
+        new_pid = wait_for(lambda: read_pidfile(str(pidfile) + ".2"))
+        servers.track(new_pid)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+        seen = []
+        receive_until(notify, lambda m: "MAINPID=%d" % new_pid in m.split("\n")
+                      and "READY=1" in m.split("\n"), seen=seen)
+        wait_for(lambda: read_pidfile(pidfile) == new_pid)
+        # The new master claimed to be the main process only once promoted.
+        claims = [m for m in seen if "MAINPID=%d" % new_pid in m.split("\n")]
+        assert len(claims) == 1 and "Master has been promoted." in read_text(servers.log)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc/PID/comm is Linux's")
+def test_process_titles_name_master_and_workers(servers):
+    try:
+        import setproctitle  # noqa: F401  (then the title is in the command line instead)
+        pytest.skip("setproctitle is installed")
+    except ImportError:
+        pass
+    proc, port = servers.start(["-w", "1"])
+    worker, master = served_by(port)
+
+    def comm(pid):
+        with open("/proc/%d/comm" % pid) as f:
+            return f.read().strip()
+    assert comm(master) == "arbiter: master"
+    assert comm(worker) == "arbiter: worker"
