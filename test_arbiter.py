@@ -3070,3 +3070,28 @@ def test_process_titles_name_master_and_workers(servers):
             return f.read().strip()
     assert comm(master) == "arbiter: master"
     assert comm(worker) == "arbiter: worker"
+
+
+EMBEDDED = r'''
+import sys
+sys.path.insert(0, sys.argv[1])
+import arbiter
+
+def app(environ, start_response):
+    start_response("200 OK", [("Content-Length", "8")])
+    return [b"embedded"]
+
+sys.exit(arbiter.serve(app, bind=["fd://" + sys.argv[2]], workers=2))
+'''
+
+
+def test_serve_embeds_the_server_in_a_program(servers, tmp_path):
+    (tmp_path / "embedded.py").write_text(EMBEDDED)
+    sock = servers.listen()
+    proc = servers.popen([sys.executable, "embedded.py", os.path.dirname(ARBITER),
+                          str(sock.fileno())], pass_fds=(sock.fileno(),))
+    wait_for_log(servers.log, "Booting worker")
+    assert http_get(sock.getsockname()[1]) == (200, b"embedded")
+    wait_for_workers(proc.pid, 2)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=10) == 0
