@@ -3095,3 +3095,21 @@ def test_serve_embeds_the_server_in_a_program(servers, tmp_path):
     wait_for_workers(proc.pid, 2)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=10) == 0
+
+
+def test_socket_activation_survives_a_usr2_upgrade(servers, tmp_path):
+    sock = servers.listen()
+    port = sock.getsockname()[1]
+    pidfile = tmp_path / "app.pid"
+    proc = servers.popen([sys.executable, "-c", ACTIVATE, str(sock.fileno()), ARBITER,
+                          "-w", "1", "-p", str(pidfile), "opsapp:app"],
+                         pass_fds=[sock.fileno()])
+    assert served_by(port)[1] == proc.pid
+    proc.send_signal(signal.SIGUSR2)
+    new_pid = wait_for(lambda: read_pidfile(str(pidfile) + ".2"))
+    servers.track(new_pid)
+    wait_for_log(servers.log, "Listening at: http://127.0.0.1:%d (%d)" % (port, new_pid))
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=10) == 0
+    wait_for(lambda: read_pidfile(pidfile) == new_pid)
+    assert served_by(port)[1] == new_pid
