@@ -50,31 +50,93 @@ Signals, to the master:
     ======  ==============================================================
 """
 
+import os
+import sys
+
+# ---------------------------------------------------------------------------
+# Started as a script: run from bytecode
+# ---------------------------------------------------------------------------
+# ``python arbiter.py`` compiles this file, and CPython keeps the file's
+# syntax tree (about 8 MB) until the script ends, which for a server is never:
+# the master and, through fork, every worker would carry it. So before
+# anything else the script hands its compiled code to a fresh interpreter:
+# the same pid, executable and options, exec'd on a memfd that holds the code
+# as a .pyc, with the script's path as the first argument. That costs one
+# interpreter start (about 10 ms) and only happens where memfds exist and the
+# interpreter reports its options (sys.orig_argv: Python 3.10+); elsewhere
+# the script simply carries on.
+
+RERUN_ENV = "ARBITER_PY_RERUN"     # the memfd's number, for the fresh interpreter
+
+
+def rerun_from_bytecode(code):
+    """In ``python arbiter.py``: exec a fresh interpreter on ``code``. Returns
+    only when that can not be done."""
+    if not (getattr(sys, "orig_argv", None) and sys.executable and
+            hasattr(os, "memfd_create") and os.path.isdir("/proc/self/fd")):
+        return
+    import marshal
+    from importlib.util import MAGIC_NUMBER
+    try:
+        fd = os.memfd_create("arbiter.py", 0)      # not close-on-exec
+    except OSError:
+        return
+    try:
+        # A .pyc: the magic number, 12 bytes the interpreter skips, the code.
+        remaining = memoryview(MAGIC_NUMBER + bytes(12) + marshal.dumps(code))
+        while remaining:
+            remaining = remaining[os.write(fd, remaining):]
+        options = sys.orig_argv[1:len(sys.orig_argv) - len(sys.argv)]
+        os.environ[RERUN_ENV] = str(fd)
+        os.execv(sys.executable, [sys.executable, *options, "/proc/self/fd/%d" % fd,
+                                  *sys.argv])
+    except (OSError, ValueError):
+        os.environ.pop(RERUN_ENV, None)
+        os.close(fd)
+
+
+def look_like_the_script():
+    """In the interpreter rerun_from_bytecode() started: close the memfd and
+    put the script back where Python would have it (argv, orig_argv for a
+    USR2 re-exec, __file__, the path entry of its directory)."""
+    os.close(int(os.environ.pop(RERUN_ENV)))
+    script = sys.argv.pop(1)
+    sys.argv[0] = script
+    at = len(sys.orig_argv) - len(sys.argv) - 1       # where the memfd's path is
+    sys.orig_argv[at:at + 2] = [script]
+    globals()["__file__"] = os.path.abspath(script)
+    if not (sys.flags.isolated or getattr(sys.flags, "safe_path", False)):
+        sys.path[0] = os.path.dirname(os.path.realpath(script))
+
+
+if __name__ == "__main__" and sys._getframe().f_back is None:
+    # Run by the interpreter itself, not by runpy (-m), a debugger or exec().
+    if os.environ.get(RERUN_ENV) and sys.argv[0] == "/proc/self/fd/" + os.environ[RERUN_ENV]:
+        look_like_the_script()
+    else:
+        rerun_from_bytecode(sys._getframe().f_code)
+
+# The server's own imports: below the rerun, which needs only os and sys.
 import argparse
-import ast
-import binascii
 import collections
 import errno
 import importlib
 import io
 import logging
 import mmap
-import os
 import re
 import select
 import selectors
-import shlex
 import signal
 import socket
 import stat
 import struct
-import sys
 import time
 import traceback
 
-# Modules needed only by some settings (ssl, json, logging.config, difflib,
-# ipaddress, urllib.parse, random, resource) are imported where they are
-# used: every module the master imports is resident in every worker, and
+# Modules needed only by some settings or inputs (ssl, json, logging.config,
+# difflib, ipaddress, urllib.parse, random, resource, ast, shlex, binascii)
+# are imported where they are used: every module the master imports is resident in every worker, and
 # ssl alone weighs several MB.
 ssl = None      # the ssl module, once enable_tls() has imported it
 
@@ -636,10 +698,17 @@ def did_you_mean(name):
 def build_parser():
     """The argparse parser, built from SETTINGS. Every default is SUPPRESS, so
     the namespace holds only what was given and precedence is easy."""
+    # argparse asks shutil for the terminal's width, which would import
+    # shutil (and zlib, bz2, lzma) into every master and worker for --help.
+    try:
+        width = os.get_terminal_size(sys.__stdout__.fileno()).columns - 2
+    except (AttributeError, ValueError, OSError):
+        width = 78
     parser = argparse.ArgumentParser(
         prog="arbiter.py", argument_default=argparse.SUPPRESS,
         usage="%(prog)s [OPTIONS] [APP_MODULE]",
-        description="A pre-fork WSGI HTTP server in one file, compatible with gunicorn.")
+        description="A pre-fork WSGI HTTP server in one file, compatible with gunicorn.",
+        formatter_class=lambda prog: argparse.HelpFormatter(prog, width=width))
     parser.add_argument("-v", "--version", action="version",
                         version="arbiter.py (version %s)" % __version__)
     for setting in SETTINGS:
@@ -711,7 +780,10 @@ def load_config(argv=None, environ=None, config=None):
     environ = os.environ if environ is None else environ
     parser = build_parser()
     cli = vars(parser.parse_args(argv))
-    from_env = vars(parser.parse_args(shlex.split(environ.get("GUNICORN_CMD_ARGS", ""))))
+    from_env = {}
+    if environ.get("GUNICORN_CMD_ARGS"):
+        import shlex
+        from_env = vars(parser.parse_args(shlex.split(environ["GUNICORN_CMD_ARGS"])))
     cfg = Config(environ)
     path = config or cli.get("config") or from_env.get("config")
     if path is None and os.path.exists("gunicorn.conf.py"):
@@ -3281,23 +3353,12 @@ def load_app(uri):
     if uri is None:
         return demo_app
     module_name, _, expression = uri.partition(":")
-    expression = expression or "application"
-    try:
-        tree = ast.parse(expression.strip(), mode="eval").body
-    except SyntaxError:
-        raise AppImportError("Failed to parse %r as an attribute name or function call."
-                             % expression) from None
-    call = isinstance(tree, ast.Call)
-    target = tree.func if call else tree
-    if not isinstance(target, ast.Name):
-        raise AppImportError("Failed to parse %r as an attribute name or function call."
-                             % expression)
-    try:
-        args = [ast.literal_eval(arg) for arg in tree.args] if call else []
-        kwargs = {kw.arg: ast.literal_eval(kw.value) for kw in tree.keywords} if call else {}
-    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
-        raise AppImportError("Failed to parse arguments as literal values: %r"
-                             % expression) from None
+    expression = expression.strip() or "application"
+    if expression.isidentifier():
+        name, call, args, kwargs = expression, False, [], {}
+    else:
+        name, args, kwargs = parse_factory_call(expression)
+        call = True
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
@@ -3310,9 +3371,9 @@ def load_app(uri):
         raise AppImportError("Failed to import %r:\n%s"
                              % (module_name, traceback.format_exc())) from None
     try:
-        app = getattr(module, target.id)
+        app = getattr(module, name)
     except AttributeError:
-        raise AppImportError("Failed to find attribute %r in %r." % (target.id, module_name)) \
+        raise AppImportError("Failed to find attribute %r in %r." % (name, module_name)) \
             from None
     if call:
         try:
@@ -3325,6 +3386,28 @@ def load_app(uri):
     if not callable(app):
         raise AppImportError("Application object must be callable.")
     return app
+
+
+def parse_factory_call(expression):
+    """``create_app(1, debug=True)`` -> ('create_app', [1], {'debug': True});
+    arguments must be literals. (ast is imported here, not at the top: the
+    common ``MODULE:NAME`` does not need it in every worker.)"""
+    import ast
+    try:
+        tree = ast.parse(expression, mode="eval").body
+    except SyntaxError:
+        raise AppImportError("Failed to parse %r as an attribute name or function call."
+                             % expression) from None
+    if not (isinstance(tree, ast.Call) and isinstance(tree.func, ast.Name)):
+        raise AppImportError("Failed to parse %r as an attribute name or function call."
+                             % expression)
+    try:
+        args = [ast.literal_eval(arg) for arg in tree.args]
+        kwargs = {kw.arg: ast.literal_eval(kw.value) for kw in tree.keywords}
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        raise AppImportError("Failed to parse arguments as literal values: %r"
+                             % expression) from None
+    return tree.func.id, args, kwargs
 
 
 def load_app_or_halt(cfg, log):
@@ -3549,6 +3632,7 @@ class Log:
         if "HTTP_AUTHORIZATION" in environ:
             auth = environ["HTTP_AUTHORIZATION"]
             if auth[:6].lower() == "basic ":
+                import binascii
                 try:
                     user = binascii.a2b_base64(auth[6:]).decode("latin-1").split(":", 1)[0]
                 except (binascii.Error, ValueError):
