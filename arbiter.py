@@ -16,9 +16,9 @@ Process model and one request's path, in the order this file defines them::
     master:  main() -> load_config() -> Arbiter(cfg).run()
              run(): start() [signals, pidfile, listeners, scoreboard, when_ready]
              loop:  maybe_promote_master() ; do_periodic_work()
-                    signal queued? -> handle_<name>()    (a handler only records)
-                    else sleep() on the self-pipe (and the status socket)
+                    each queued signal -> handle_<name>()  (a handler only records)
                     reap_workers() ; murder_workers() ; manage_workers()
+                    sleep() on the self-pipe (and the status socket)
     worker:  spawn_worker() -> fork -> SyncWorker.run()   (never returns: os._exit)
              run(): init_signals(), load_app(), serve()
              serve(): select(listeners, parked connections, signal pipe)
@@ -883,21 +883,22 @@ class Arbiter:
         """In the master: start, then loop until a stop; return the exit status."""
         try:
             self.start()
-            self.manage_workers()
-            while self.shutdown is None:
+            while True:
                 self.maybe_promote_master()
                 self.do_periodic_work()
-                if self.signal_queue:
+                # Every queued signal first: workers that died of the same
+                # Ctrl-C as the master must not be replaced on its way out.
+                while self.signal_queue and self.shutdown is None:
                     name = SIGNAL_NAMES[self.signal_queue.popleft()]
                     if name != "chld":
                         self.log.info("Handling signal: %s", name)
                     getattr(self, "handle_" + name)()
-                else:
-                    self.sleep(self.next_deadline())
+                if self.shutdown is not None:
+                    return self.halt(graceful=self.shutdown == "graceful")
                 self.reap_workers()
                 self.murder_workers()
                 self.manage_workers()
-            return self.halt(graceful=self.shutdown == "graceful")
+                self.sleep(self.next_deadline())
         except HaltServer as exc:
             # Something is broken (a worker can not boot, an address is taken):
             # stop at once; a worker stuck importing the app can not drain.

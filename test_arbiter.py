@@ -2328,6 +2328,24 @@ def test_term_finishes_the_request_in_flight_then_exits(core, tmp_path):
     assert not pidfile.exists() and children(proc.pid) == []
 
 
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_stop_sent_to_the_whole_group_spawns_no_new_workers(core, sig):
+    """Ctrl-C in a terminal signals the master and its workers at once: the
+    workers may be dead, and reaped in the same loop turn, before the master
+    acts on its signal. It must not replace them on its way out."""
+    proc, port = core.start(["-w", "2"], app="coreapp:app")
+    workers = wait_for_workers(proc.pid, 2)
+    os.kill(proc.pid, signal.SIGSTOP)           # the master acts last
+    try:
+        os.killpg(proc.pid, sig)                # start_new_session: pgid == pid
+        wait_for(lambda: not any(pid_alive(worker) for worker in workers))
+    finally:
+        os.kill(proc.pid, signal.SIGCONT)
+    assert proc.wait(timeout=10) == 0
+    log = read_text(core.log)
+    assert log.count("Booting worker") == 2, log
+
 def connection_refused(port):
     try:
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
@@ -3070,6 +3088,62 @@ def test_process_titles_name_master_and_workers(servers):
     assert comm(master) == "arbiter: master"
     assert comm(worker) == "arbiter: worker"
 
+
+
+SCRIPT_SEEN = """
+import json, os, sys, __main__
+
+def on_starting(server):
+    fds = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            fds.append(os.readlink("/proc/self/fd/" + fd))
+        except OSError:
+            pass
+    with open("seen.json", "w") as f:
+        json.dump({"argv": sys.argv, "orig_argv": getattr(sys, "orig_argv", None),
+                   "file": __main__.__file__, "path": sys.path, "fds": fds,
+                   "env": sorted(os.environ)}, f)
+"""
+
+
+def rss_anon_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        return int(next(line for line in f if line.startswith("RssAnon:")).split()[1])
+
+
+@pytest.mark.skipif(not (hasattr(sys, "orig_argv") and hasattr(os, "memfd_create")),
+                    reason="the rerun needs sys.orig_argv (3.10+) and memfds")
+def test_a_script_reruns_from_bytecode_and_still_looks_like_the_script(servers, tmp_path):
+    (tmp_path / "seen.py").write_text(SCRIPT_SEEN)
+    proc, port = servers.start(["-w", "1", "-c", "seen.py"])
+    wait_for_log(servers.log, "Booting worker")
+    seen = json.loads(read_text(tmp_path / "seen.json"))
+    assert seen["argv"] == [ARBITER] + proc.args[2:]
+    assert seen["orig_argv"][1:] == proc.args[1:]          # what USR2 re-executes
+    assert seen["file"] == ARBITER
+    # The script's directory is importable, as in any script (not the memfd's).
+    assert os.path.dirname(os.path.realpath(ARBITER)) in seen["path"]
+    assert "/" not in seen["path"] and "/proc/self/fd" not in seen["path"]
+    assert not any("memfd:" in target for target in seen["fds"])
+    assert "ARBITER_PY_RERUN" not in seen["env"]
+    with open("/proc/%d/cmdline" % proc.pid, "rb") as f:
+        cmdline = f.read().split(b"\0")
+    assert ARBITER.encode() in cmdline                     # pgrep -f arbiter.py finds it
+
+    # The same file run by runpy compiles it without a rerun: the syntax
+    # tree is freed, but what it leaves behind stays resident. The rerun
+    # master must be several MB smaller.
+    sock = servers.listen()
+    compiled_here = servers.popen(
+        [sys.executable, "-c", "import runpy, sys; sys.argv[0] = sys.argv[1]; del sys.argv[1]; "
+         "runpy.run_path(sys.argv[0], run_name='__main__')", ARBITER,
+         "-w", "1", "-b", "fd://%d" % sock.fileno(), "opsapp:app"],
+        pass_fds=(sock.fileno(),))
+    wait_for(lambda: served_by(sock.getsockname()[1])[1] == compiled_here.pid)
+    assert served_by(port)[1] == proc.pid
+    rerun, compiled = rss_anon_kib(proc.pid), rss_anon_kib(compiled_here.pid)
+    assert rerun + 3 * 1024 < compiled, (rerun, compiled)
 
 EMBEDDED = r'''
 import sys
