@@ -117,7 +117,6 @@ if __name__ == "__main__" and sys._getframe().f_back is None:
         rerun_from_bytecode(sys._getframe().f_code)
 
 # The server's own imports: below the rerun, which needs only os and sys.
-import argparse
 import collections
 import errno
 import importlib
@@ -695,41 +694,149 @@ def did_you_mean(name):
     return " (did you mean %r?)" % close if close else ""
 
 
-def build_parser():
-    """The argparse parser, built from SETTINGS. Every default is SUPPRESS, so
-    the namespace holds only what was given and precedence is easy."""
-    # argparse asks shutil for the terminal's width, which would import
-    # shutil (and zlib, bz2, lzma) into every master and worker for --help.
-    try:
-        width = os.get_terminal_size(sys.__stdout__.fileno()).columns - 2
-    except (AttributeError, ValueError, OSError):
-        width = 78
-    parser = argparse.ArgumentParser(
-        prog="arbiter.py", argument_default=argparse.SUPPRESS,
-        usage="%(prog)s [OPTIONS] [APP_MODULE]",
-        description="A pre-fork WSGI HTTP server in one file, compatible with gunicorn.",
-        formatter_class=lambda prog: argparse.HelpFormatter(prog, width=width))
-    parser.add_argument("-v", "--version", action="version",
-                        version="arbiter.py (version %s)" % __version__)
+# -- the command line ------------------------------------------------------
+# Read by hand from SETTINGS, with argparse's grammar for these flags:
+# ``--flag VALUE``, ``--flag=VALUE``, ``-fVALUE``, ``-f VALUE``, switches
+# grouped after one dash (``-Rw4``), an unambiguous prefix of a long flag,
+# ``--`` before an APP_MODULE that starts with a dash; on a mistake, the usage
+# and exit status 2. Not argparse itself: it and what it imports (gettext,
+# locale) would stay resident in the master and so in every worker (about
+# half a megabyte each) and cost about 7 ms of every start.
+
+USAGE = "usage: arbiter.py [OPTIONS] [APP_MODULE]"
+
+
+class UsageError(ConfigError):
+    """The command line does not parse (main() prints the usage, exits 2)."""
+
+
+def command_line_flags():
+    """flag -> (setting name, kind); kind is "on", "off" (switches),
+    "append" (repeatable), "value", "optional" (a value may follow), or
+    "help"/"version"."""
+    flags = {"-h": ("help", "help"), "--help": ("help", "help"),
+             "-v": ("version", "version"), "--version": ("version", "version")}
     for setting in SETTINGS:
-        if not setting.flags:
-            continue
-        kwargs = {"dest": setting.name, "help": setting.help}
         if setting.convert is to_bool or setting.default is False:
             # A "--no-..." flag turns off a setting that is on by default
             # (--no-sendfile); --no-control-socket sets its setting to True.
-            negative = setting.flags[-1].startswith("--no-") and setting.default is True
-            kwargs["action"] = "store_false" if negative else "store_true"
+            negative = setting.flags and setting.flags[-1].startswith("--no-") \
+                and setting.default is True
+            kind = "off" if negative else "on"
         elif setting.convert is to_str_list or setting.default == []:
-            kwargs["action"] = "append"
+            kind = "append"
         elif setting.name == "proxy_protocol":
-            kwargs.update(nargs="?", const="auto", metavar="MODE")
+            kind = "optional"
         else:
-            kwargs["metavar"] = setting.name.upper()
-        parser.add_argument(*setting.flags, **kwargs)
-    parser.add_argument("app_uri", nargs="?", metavar="APP_MODULE",
-                        help="The WSGI app as MODULE:NAME or MODULE:FACTORY(ARGS).")
-    return parser
+            kind = "value"
+        for flag in setting.flags:
+            flags[flag] = (setting.name, kind)
+    return flags
+
+
+COMMAND_LINE_FLAGS = command_line_flags()
+
+
+def is_flag_like(arg):
+    """Would argparse take ``arg`` for a flag rather than a value? ("-" and
+    negative numbers are values.)"""
+    return arg.startswith("-") and arg != "-" and not NEGATIVE_NUMBER.fullmatch(arg)
+
+
+NEGATIVE_NUMBER = re.compile(r"-\d+|-\d*\.\d+")
+
+
+def parse_command_line(argv):
+    """``[OPTIONS] [APP_MODULE]`` -> {setting name: value as given}, holding
+    only what was given (so precedence is easy), the app under "app_uri".
+    --help and --version print and raise SystemExit(0), as argparse does."""
+    given, positional, pending = {}, [], list(argv)
+    pending.reverse()                    # pop() takes the next argument
+    while pending:
+        arg = pending.pop()
+        if arg == "--":
+            positional.extend(reversed(pending))
+            break
+        if not is_flag_like(arg):
+            positional.append(arg)
+            continue
+        if arg.startswith("--"):
+            flag, has_value, attached = arg.partition("=")
+            flag = complete_long_flag(flag)
+        else:
+            flag, attached = arg[:2], arg[2:]
+            has_value = bool(attached)
+        if flag not in COMMAND_LINE_FLAGS:
+            raise UsageError("unrecognized arguments: %s" % arg)
+        name, kind = COMMAND_LINE_FLAGS[flag]
+        shown = "/".join(f for f, (n, _) in COMMAND_LINE_FLAGS.items() if n == name)
+        if kind in ("on", "off", "help", "version"):
+            if has_value:
+                if arg.startswith("--") or "-" + attached[0] not in COMMAND_LINE_FLAGS:
+                    raise UsageError("argument %s: ignored explicit argument %r"
+                                     % (shown, attached))
+                pending.append("-" + attached)      # -Rw4: the rest are flags too
+            if kind == "help":
+                print_help()
+                raise SystemExit(0)
+            if kind == "version":
+                print("arbiter.py (version %s)" % __version__)
+                raise SystemExit(0)
+            given[name] = kind == "on"
+            continue
+        if not has_value and pending and not is_flag_like(pending[-1]):
+            attached, has_value = pending.pop(), True
+        if not has_value:
+            if kind != "optional":
+                raise UsageError("argument %s: expected one argument" % shown)
+            attached = "auto"
+        if kind == "append":
+            given.setdefault(name, []).append(attached)
+        else:
+            given[name] = attached
+    if len(positional) > 1:
+        raise UsageError("unrecognized arguments: %s" % " ".join(positional[1:]))
+    if positional:
+        given["app_uri"] = positional[0]
+    return given
+
+
+def complete_long_flag(flag):
+    """A long flag, or the one flag it is a prefix of (as argparse allows)."""
+    if flag in COMMAND_LINE_FLAGS:
+        return flag
+    matches = [f for f in COMMAND_LINE_FLAGS if f.startswith(flag) and f.startswith("--")]
+    if len(matches) > 1:
+        raise UsageError("ambiguous option: %s could match %s" % (flag, ", ".join(matches)))
+    return matches[0] if matches else flag
+
+
+def print_help():
+    import textwrap
+    try:
+        width = min(os.get_terminal_size(sys.__stdout__.fileno()).columns, 100) - 2
+    except (AttributeError, ValueError, OSError):
+        width = 78
+    lines = [USAGE, "", "A pre-fork WSGI HTTP server in one file, compatible with gunicorn.",
+             "", "positional arguments:",
+             "  APP_MODULE            The WSGI app as MODULE:NAME or MODULE:FACTORY(ARGS).",
+             "", "options:",
+             "  -h, --help            Show this help and exit.",
+             "  -v, --version         Show the version and exit."]
+    for setting in SETTINGS:
+        if not setting.flags:
+            continue
+        kind = COMMAND_LINE_FLAGS[setting.flags[0]][1]
+        metavar = {"on": "", "off": "", "optional": " [MODE]"}.get(
+            kind, " " + setting.name.upper())
+        heading = "  " + ", ".join(flag + metavar for flag in setting.flags)
+        text = textwrap.wrap(setting.help, width - 24)
+        if len(heading) <= 22 and text:
+            lines.append("%-24s%s" % (heading, text.pop(0)))
+        else:
+            lines.append(heading)
+        lines.extend(" " * 24 + line for line in text)
+    print("\n".join(lines))
 
 
 def read_config_file(path):
@@ -778,12 +885,11 @@ def load_config(argv=None, environ=None, config=None):
     $GUNICORN_CMD_ARGS < command line. ``config`` names the config file
     instead (a reload, after --chdir moved us away from a relative path)."""
     environ = os.environ if environ is None else environ
-    parser = build_parser()
-    cli = vars(parser.parse_args(argv))
+    cli = parse_command_line(sys.argv[1:] if argv is None else argv)
     from_env = {}
     if environ.get("GUNICORN_CMD_ARGS"):
         import shlex
-        from_env = vars(parser.parse_args(shlex.split(environ["GUNICORN_CMD_ARGS"])))
+        from_env = parse_command_line(shlex.split(environ["GUNICORN_CMD_ARGS"]))
     cfg = Config(environ)
     path = config or cli.get("config") or from_env.get("config")
     if path is None and os.path.exists("gunicorn.conf.py"):
@@ -3842,6 +3948,9 @@ def main(argv=None):
     try:
         cfg = load_config(argv)
         prepare_process(cfg)
+    except UsageError as exc:
+        sys.stderr.write("%s\narbiter.py: error: %s\n" % (USAGE, exc))
+        return 2
     except ConfigError as exc:
         sys.stderr.write("Error: %s\n" % exc)
         return 1

@@ -272,37 +272,147 @@ def test_command_line_values_are_converted_and_checked(conf_dir, argv, fragment)
         arbiter.load_config(argv, {})
 
 
-def test_build_parser_has_every_setting_with_flags():
-    parser = arbiter.build_parser()
-    actions = parser._option_string_actions
+def argparse_oracle():
+    """What gunicorn's command line is: argparse, with these flags. Our own
+    parser must read every command line the same way."""
+    parser = argparse.ArgumentParser(prog="arbiter.py", argument_default=argparse.SUPPRESS)
+    for setting in arbiter.SETTINGS:
+        if not setting.flags:
+            continue
+        kind = arbiter.COMMAND_LINE_FLAGS[setting.flags[0]][1]
+        kwargs = {"dest": setting.name}
+        if kind in ("on", "off"):
+            kwargs["action"] = "store_true" if kind == "on" else "store_false"
+        elif kind == "append":
+            kwargs["action"] = "append"
+        elif kind == "optional":
+            kwargs.update(nargs="?", const="auto")
+        parser.add_argument(*setting.flags, **kwargs)
+    parser.add_argument("app_uri", nargs="?")
+    return parser
+
+
+def test_every_flag_of_the_settings_table_is_on_the_command_line():
     flagged = [s for s in arbiter.SETTINGS if s.flags]
     assert len(flagged) > 50
     for setting in flagged:
         for flag in setting.flags:
-            assert flag in actions, flag
-            assert actions[flag].dest == setting.name, flag
-            assert actions[flag].default is argparse.SUPPRESS, flag
-    dests = {action.dest for action in parser._actions}
-    assert dests == {s.name for s in flagged} | {"help", "version", "app_uri"}
-    # Settings without flags (hooks, wsgi_app, ...) are not on the command line.
-    for setting in arbiter.SETTINGS:
-        if not setting.flags:
-            assert setting.name not in dests
+            assert arbiter.COMMAND_LINE_FLAGS[flag][0] == setting.name, flag
+    names = {name for name, _ in arbiter.COMMAND_LINE_FLAGS.values()}
+    assert names == {s.name for s in flagged} | {"help", "version"}
 
 
-def test_parser_namespace_holds_only_what_was_given():
-    namespace = vars(arbiter.build_parser().parse_args(["-w", "2", "--preload", "m:app"]))
-    assert namespace == {"workers": "2", "preload_app": True, "app_uri": "m:app"}
+@pytest.mark.parametrize("argv", [
+    [],
+    ["m:app"],
+    ["-w", "2", "--preload", "m:app"],
+    ["m:app", "-w", "2"],                           # positional first
+    ["--workers=3", "-t5", "--timeout", "7"],       # = and attached; the last wins
+    ["-b", "a:1", "--bind", "b:2", "-bc:3", "--bind=d:4"],     # repeatable
+    ["--graceful", "4"],                            # an unambiguous prefix
+    ["--max-requests-jitter", "-1"],                # a negative number is a value
+    ["--access-logfile", "-", "--error-logfile=-"],  # "-" is a value
+    ["-Rw4"],                                       # grouped after one dash
+    ["-R", "-D", "--no-sendfile", "--no-control-socket"],
+    ["--proxy-protocol"],                           # optional value: the default
+    ["--proxy-protocol", "v2"],
+    ["--proxy-protocol=v1", "m:app"],
+    ["--", "-odd-module:app"],
+    ["-w", "2", "--", "m:app"],
+    ["-e", "A=1", "--env", "B=2=3"],
+    ["--log-level", "DEBUG", "--limit-request-field_size", "100"],
+    ["--check-config", "m:create_app(1, x='y')"],
+    ["-c", "conf.py", "--config", "other.py"],
+])
+def test_command_line_reads_as_argparse_does(argv):
+    expected = vars(argparse_oracle().parse_args(argv))
+    assert arbiter.parse_command_line(argv) == expected
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["--no-such-flag"], "unrecognized arguments: --no-such-flag"),
+    (["a:app", "b:app"], "unrecognized arguments: b:app"),
+    (["-w"], "argument -w/--workers: expected one argument"),
+    (["-w", "--preload"], "expected one argument"),
+    (["--wor", "2"], "ambiguous option: --wor could match --workers, --worker-class"),
+    (["--preload=yes"], "ignored explicit argument 'yes'"),
+    (["-Rx"], "argument -R/--enable-stdio-inheritance: ignored explicit argument 'x'"),
+])
+def test_command_line_mistakes_are_usage_errors(argv, fragment, capsys):
+    with pytest.raises(SystemExit) as oracle:
+        argparse_oracle().parse_args(argv)
+    assert oracle.value.code == 2                   # argparse refuses them too
+    capsys.readouterr()                             # (its words vary by version)
+    with pytest.raises(arbiter.UsageError, match=re.escape(fragment)):
+        arbiter.parse_command_line(argv)
+
+
+
+def test_random_command_lines_read_as_argparse_reads_them(capsys):
+    """Seeded: command lines put together from flags of every kind, their
+    prefixes, values that look like flags and app names. Ours and
+    argparse agree on each: the same settings, or both refuse it."""
+    rng = random.Random(20261127)
+    flags = sorted(arbiter.COMMAND_LINE_FLAGS)
+    flags = [f for f in flags if arbiter.COMMAND_LINE_FLAGS[f][1] not in ("help", "version")]
+    # ("--" is left to the table above: argparse's handling of it has
+    # quirks that differ between Python versions.)
+    words = ["2", "-1", "-", "m:app", "x=y", "-0.5", "v1", "--bogus", "-Z", "a b"]
+    oracle = argparse_oracle()
+    agreed = refused = 0
+    for _ in range(2000):
+        argv = []
+        for _ in range(rng.randint(1, 5)):
+            flag = rng.choice(flags)
+            pick = rng.random()
+            if pick < 0.15 and flag.startswith("--"):
+                flag = flag[:rng.randint(3, len(flag))]             # a prefix
+            elif pick < 0.3:
+                flag += ("=" if flag.startswith("--") else "") + rng.choice(words)
+            elif pick < 0.4 and len(flag) == 2:
+                flag += rng.choice(flags)[1:2] if rng.random() < 0.5 else "7"
+            argv.append(flag)
+            if rng.random() < 0.6:
+                argv.append(rng.choice(words))
+        try:
+            expected = vars(oracle.parse_args(argv))
+        except SystemExit:
+            expected = None
+        capsys.readouterr()
+        try:
+            got = arbiter.parse_command_line(argv)
+        except arbiter.UsageError:
+            got = None
+        assert got == expected, argv
+        agreed += expected is not None
+        refused += expected is None
+    assert agreed > 300 and refused > 300               # both kinds were tried
+
+def test_main_prints_the_usage_and_exits_2_on_a_bad_command_line(capsys):
+    assert arbiter.main(["--no-such-flag"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: arbiter.py [OPTIONS] [APP_MODULE]\n")
+    assert "arbiter.py: error: unrecognized arguments: --no-such-flag" in err
+
+
+def test_help_lists_every_flag_and_version_prints_it(capsys):
+    with pytest.raises(SystemExit) as done:
+        arbiter.parse_command_line(["-w", "2", "--help"])
+    assert done.value.code == 0
+    out = capsys.readouterr().out
+    for flag in arbiter.COMMAND_LINE_FLAGS:
+        assert re.search(r"(^|[ ,])%s\b" % re.escape(flag), out, re.M), flag
+    with pytest.raises(SystemExit) as done:
+        arbiter.parse_command_line(["--version"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out == "arbiter.py (version %s)\n" % arbiter.__version__
 
 
 def _switch_flags():
     """Every flag that takes no value, with the setting it sets."""
-    rows = []
-    for action in arbiter.build_parser()._actions:
-        if action.nargs == 0 and action.dest not in ("help", "version"):
-            rows.append(pytest.param(action.option_strings[-1], action.dest,
-                                     id=action.dest))
-    return rows
+    return [pytest.param(flag, name, id=name)
+            for flag, (name, kind) in arbiter.COMMAND_LINE_FLAGS.items()
+            if kind in ("on", "off") and flag.startswith("--")]
 
 
 @pytest.mark.parametrize("flag, name", _switch_flags())
