@@ -76,14 +76,18 @@ def rerun_from_bytecode(code):
             hasattr(os, "memfd_create") and os.path.isdir("/proc/self/fd")):
         return
     import marshal
-    from importlib.util import MAGIC_NUMBER
+    try:
+        # importlib.util.MAGIC_NUMBER, without the few ms importlib.util takes
+        magic = sys.modules["_frozen_importlib_external"].MAGIC_NUMBER
+    except (KeyError, AttributeError):
+        from importlib.util import MAGIC_NUMBER as magic
     try:
         fd = os.memfd_create("arbiter.py", 0)      # not close-on-exec
     except OSError:
         return
     try:
         # A .pyc: the magic number, 12 bytes the interpreter skips, the code.
-        remaining = memoryview(MAGIC_NUMBER + bytes(12) + marshal.dumps(code))
+        remaining = memoryview(magic + bytes(12) + marshal.dumps(code))
         while remaining:
             remaining = remaining[os.write(fd, remaining):]
         options = sys.orig_argv[1:len(sys.orig_argv) - len(sys.argv)]
