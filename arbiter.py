@@ -90,10 +90,12 @@ def rerun_from_bytecode(code):
         remaining = memoryview(magic + bytes(12) + marshal.dumps(code))
         while remaining:
             remaining = remaining[os.write(fd, remaining):]
+        path = "/proc/self/fd/%d" % fd
+        if not os.access(path, os.R_OK):    # the new interpreter must open it
+            raise OSError("can not reopen the memfd")
         options = sys.orig_argv[1:len(sys.orig_argv) - len(sys.argv)]
         os.environ[RERUN_ENV] = str(fd)
-        os.execv(sys.executable, [sys.executable, *options, "/proc/self/fd/%d" % fd,
-                                  *sys.argv])
+        os.execv(sys.executable, [sys.executable, *options, path, *sys.argv])
     except (OSError, ValueError):
         os.environ.pop(RERUN_ENV, None)
         os.close(fd)
@@ -2124,6 +2126,10 @@ class SyncWorker:
         return not self.max_requests or self.max_requests - self.nr > count
 
     def accept(self, listener):
+        if not self.accepting:
+            # Stopped accepting (a TERM closed the listeners while the app
+            # ran, or we are full) after select() reported this listener.
+            return
         try:
             sock, peer = listener.accept()
         except (BlockingIOError, InterruptedError, ConnectionAbortedError):

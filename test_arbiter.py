@@ -2126,9 +2126,10 @@ def wait_for_release(name):
 def app(environ, start_response):
     path = environ["PATH_INFO"]
     headers = [("Content-Type", "text/plain")]
-    if path == "/hold":
-        open(os.path.join(HERE, "holding"), "w").close()
-        wait_for_release("release")
+    if path == "/hold":                 # /hold?NAME: holding-NAME, release-NAME
+        name = environ["QUERY_STRING"]
+        open(os.path.join(HERE, "holding" + name), "w").close()
+        wait_for_release("release" + name)
         body = b"released"
     elif path == "/sleep":
         time.sleep(float(environ["QUERY_STRING"] or 30))
@@ -2455,6 +2456,43 @@ def test_a_stop_sent_to_the_whole_group_spawns_no_new_workers(core, sig):
     assert proc.wait(timeout=10) == 0
     log = read_text(core.log)
     assert log.count("Booting worker") == 2, log
+
+
+def test_term_in_the_app_with_an_accept_already_selected(core, tmp_path):
+    """select() reported a parked connection and the listener together; the
+    app runs for the first, a TERM closes the listeners, then comes the
+    listener's turn: it must be skipped, not accepted on the closed socket
+    (the worker died of EBADF and reset its connections)."""
+    proc, port = core.start(["-w", "1"], app="coreapp:app")
+    core.sockets.pop().close()      # the server's copy is now the only one
+    worker = wait_for_workers(proc.pid, 1)[0]
+    # Two parked connections (so that the listener is not left in epoll's
+    # ready list, ahead of them, by an accept).
+    parked, busy = (http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+                    for _ in range(2))
+    for conn in (parked, busy):
+        conn.request("GET", "/")
+        assert conn.getresponse().read().startswith(b"pid=%d" % worker)
+    busy.request("GET", "/hold?-1")
+    wait_for(lambda: (tmp_path / "holding-1").exists())
+    parked.request("GET", "/hold?-2")           # ready first...
+    newcomer = socket.create_connection(("127.0.0.1", port), timeout=10)
+    newcomer.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")   # ...then the listener
+    (tmp_path / "release-1").write_text("")
+    assert busy.getresponse().read() == b"released"
+    wait_for(lambda: (tmp_path / "holding-2").exists())
+    proc.send_signal(signal.SIGTERM)            # the master passes it on
+    wait_for(lambda: connection_refused(port))  # master and worker closed theirs
+    (tmp_path / "release-2").write_text("")
+    assert parked.getresponse().read() == b"released"
+    reply = newcomer.makefile("rb").read()      # served from the backlog, then closed
+    assert reply.startswith(b"HTTP/1.1 200 ") and b"pid=%d" % worker in reply
+    newcomer.close()
+    assert proc.wait(timeout=10) == 0
+    log = read_text(core.log)
+    assert "Worker exiting (pid: %d)" % worker in log
+    assert "Exception in worker process" not in log
+
 
 def connection_refused(port):
     try:
