@@ -741,15 +741,14 @@ def command_line_flags():
 
 
 COMMAND_LINE_FLAGS = command_line_flags()
+NEGATIVE_NUMBER = re.compile(r"-\d+|-\d*\.\d+")
+SWITCHES = ("on", "off", "help", "version")
 
 
 def is_flag_like(arg):
     """Would argparse take ``arg`` for a flag rather than a value? ("-" and
     negative numbers are values.)"""
     return arg.startswith("-") and arg != "-" and not NEGATIVE_NUMBER.fullmatch(arg)
-
-
-NEGATIVE_NUMBER = re.compile(r"-\d+|-\d*\.\d+")
 
 
 def parse_command_line(argv):
@@ -766,22 +765,20 @@ def parse_command_line(argv):
         if not is_flag_like(arg):
             positional.append(arg)
             continue
+        flag, equals, value = arg.partition("=")
         if arg.startswith("--"):
-            flag, has_value, attached = arg.partition("=")
             flag = complete_long_flag(flag)
-        else:
-            flag, attached = arg[:2], arg[2:]
-            has_value = bool(attached)
+        elif flag not in COMMAND_LINE_FLAGS:
+            flag, equals, value = arg[:2], "", arg[2:]     # -w4, or -Rw4
         if flag not in COMMAND_LINE_FLAGS:
             raise UsageError("unrecognized arguments: %s" % arg)
         name, kind = COMMAND_LINE_FLAGS[flag]
-        shown = "/".join(f for f, (n, _) in COMMAND_LINE_FLAGS.items() if n == name)
-        if kind in ("on", "off", "help", "version"):
-            if has_value:
-                if arg.startswith("--") or "-" + attached[0] not in COMMAND_LINE_FLAGS:
-                    raise UsageError("argument %s: ignored explicit argument %r"
-                                     % (shown, attached))
-                pending.append("-" + attached)      # -Rw4: the rest are flags too
+        if kind in SWITCHES:
+            if equals or (value and "-" + value[0] not in COMMAND_LINE_FLAGS):
+                raise UsageError("argument %s: ignored explicit argument %r"
+                                 % (flag_names(name), value))
+            if value:
+                pending.append("-" + value)     # -Rw4: the rest are flags too
             if kind == "help":
                 print_help()
                 raise SystemExit(0)
@@ -790,21 +787,27 @@ def parse_command_line(argv):
                 raise SystemExit(0)
             given[name] = kind == "on"
             continue
-        if not has_value and pending and not is_flag_like(pending[-1]):
-            attached, has_value = pending.pop(), True
-        if not has_value:
-            if kind != "optional":
-                raise UsageError("argument %s: expected one argument" % shown)
-            attached = "auto"
+        if not (equals or value):           # the value is the next argument
+            if pending and not is_flag_like(pending[-1]):
+                value = pending.pop()
+            elif kind == "optional":
+                value = "auto"
+            else:
+                raise UsageError("argument %s: expected one argument" % flag_names(name))
         if kind == "append":
-            given.setdefault(name, []).append(attached)
+            given.setdefault(name, []).append(value)
         else:
-            given[name] = attached
+            given[name] = value
     if len(positional) > 1:
         raise UsageError("unrecognized arguments: %s" % " ".join(positional[1:]))
     if positional:
         given["app_uri"] = positional[0]
     return given
+
+
+def flag_names(name):
+    """"-w/--workers", as argparse names a setting in its errors."""
+    return "/".join(flag for flag, (named, _) in COMMAND_LINE_FLAGS.items() if named == name)
 
 
 def complete_long_flag(flag):
