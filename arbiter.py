@@ -1921,6 +1921,7 @@ class SyncWorker:
         self.header_cache = {}          # (name, value) -> (lower name, line bytes)
         self.environ_keys = dict(HEADER_KEYS)   # header name -> environ key
         self.base_environ = {}
+        self.scratch = None             # made in serve(): see recv_from_socket()
         self.secure_headers = secure_header_keys(cfg)
         self.ssl_context = None         # set by the master when TLS is on
         self.max_head = 0
@@ -2007,6 +2008,7 @@ class SyncWorker:
                          (cfg.limit_request_field_size or DEFAULT_FIELD_SIZE) + 2)
         if self.slot is not None:
             self.slot_offset = self.slot * Scoreboard.SLOT.size
+        self.scratch = memoryview(bytearray(READ_SIZE))
         self.selector = selectors.DefaultSelector()
         self.selector.register(self.wake_pipe[0], selectors.EVENT_READ, WAKE)
         for sock in self.sockets:
@@ -2447,10 +2449,15 @@ class Connection:
         return self.recv_from_socket(size)
 
     def recv_from_socket(self, size=READ_SIZE):
-        """Bytes from the socket (not the buffer), waiting for them; b"" at EOF."""
+        """Bytes from the socket (not the buffer), waiting for them; b"" at EOF.
+        Received into the worker's scratch buffer, then copied at their size:
+        recv(size) allocates ``size`` bytes and shrinks them to what came,
+        and that pattern, over a large upload, grew the heap by megabytes
+        that it keeps."""
+        scratch = self.worker.scratch
         while True:
             try:
-                return self.sock.recv(size)
+                return scratch[:self.sock.recv_into(scratch, min(size, READ_SIZE))].tobytes()
             except WANT_READ:
                 self.wait(select.POLLIN)
             except WANT_WRITE:
