@@ -141,8 +141,8 @@ import traceback
 
 # Modules needed only by some settings or inputs (ssl, json, logging.config,
 # difflib, ipaddress, urllib.parse, random, resource, ast, shlex, binascii)
-# are imported where they are used: every module the master imports is resident in every worker, and
-# ssl alone weighs several MB.
+# are imported where they are used: every module the master imports is
+# resident in every worker, and ssl alone weighs several MB.
 ssl = None      # the ssl module, once enable_tls() has imported it
 
 __version__ = "0.1.0"
