@@ -75,6 +75,8 @@ def rerun_from_bytecode(code):
     if not (getattr(sys, "orig_argv", None) and sys.executable and
             hasattr(os, "memfd_create") and os.path.isdir("/proc/self/fd")):
         return
+    if getattr(sys, "frozen", False):
+        return      # a bundled executable (PyInstaller...) is not a Python to exec
     import marshal
     try:
         # importlib.util.MAGIC_NUMBER, without the few ms importlib.util takes
