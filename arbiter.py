@@ -13,6 +13,8 @@ Without an application argument a small built-in demo app is served.
 
 Process model and one request's path, in the order this file defines them::
 
+    script:  rerun_from_bytecode()   (python arbiter.py: exec a fresh interpreter
+                                      on the compiled code, without the syntax tree)
     master:  main() -> load_config() -> Arbiter(cfg).run()
              run(): start() [signals, pidfile, listeners, scoreboard, when_ready]
              loop:  maybe_promote_master() ; do_periodic_work()
