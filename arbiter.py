@@ -152,8 +152,8 @@ ssl = None      # the ssl module, once enable_tls() has imported it
 __version__ = "0.1.0"
 
 __all__ = [
-    "Arbiter", "SyncWorker", "Config", "Pidfile", "Request", "Response",
-    "Body", "FileWrapper", "HTTPError", "HaltServer", "ConfigError",
+    "Arbiter", "Worker", "WorkerRecord", "Config", "Pidfile", "Request", "Response",
+    "IncomingBody", "ChunkedDecoder", "FileWrapper", "HTTPError", "HaltServer", "ConfigError",
     "AppImportError", "SETTINGS", "load_config", "load_app", "parse_head",
     "build_environ", "parse_address", "serve", "main",
 ]
@@ -176,16 +176,19 @@ SIGNAL_NAMES = {getattr(signal, "SIG" + name): name.lower()
                 for name in MASTER_SIGNALS}
 
 # Why a worker asks to be replaced (a byte in its scoreboard slot).
-RECYCLE_REASONS = {1: "max requests", 2: "memory"}
+RECYCLE_MAX_REQUESTS = 1
+RECYCLE_MEMORY = 2
+RECYCLE_TIMEOUT = 3         # threaded: an app thread overran --timeout
+RECYCLE_REASONS = {RECYCLE_MAX_REQUESTS: "max requests", RECYCLE_MEMORY: "memory",
+                   RECYCLE_TIMEOUT: "timeout"}
+# The generation of a worker that asked to be replaced: older than any.
+OUTDATED = -1
 
 # How long the master waits between a SIGABRT (stack dump) and SIGKILL to a
 # worker that timed out: long enough for a Python stack to reach the log.
 ABORT_GRACE = 1.0
 # A draining worker closes a parked connection that stays idle this long.
 DRAIN_IDLE_GRACE = 0.5
-# At most this many bytes of an unread request body are read and thrown away
-# to keep a connection alive; a larger rest closes the connection instead.
-MAX_DRAIN = 64 * 1024
 READ_SIZE = 65536
 
 # What a non-blocking socket raises when it must wait; enable_tls() adds
@@ -211,6 +214,8 @@ CHUNK_EXT = re.compile(
     rb'(?:[ \t]*=[ \t]*(?:[!#$%&\'*+\-.^_`|~0-9A-Za-z]+'
     rb'|"(?:[\t\x20\x21\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t\x20-\x7e\x80-\xff])*"))?)*')
 MAX_CHUNK_LINE = 4096
+# A request body kept in memory from this size on is an mmap (see IncomingBody).
+MMAP_BODY_SIZE = 128 * 1024
 MAX_TRAILER_FIELDS = 100
 # RFC 9110 §6.5.1: fields that framing, routing or authentication depend on
 # must not arrive in a trailer section.
@@ -315,6 +320,11 @@ class Forbidden(HTTPError):
     status = 403
 
 
+class ContentTooLarge(HTTPError):
+    """Content too large"""
+    status = 413
+
+
 class ClientGone(Exception):
     """The peer closed or reset the connection: there is nobody to answer."""
 
@@ -354,6 +364,13 @@ def to_workers(value):
     number = to_int(value)
     if number < 1:
         raise ConfigError("at least one worker is needed")
+    return number
+
+
+def to_threads(value):
+    number = to_int(value)
+    if number < 1:
+        raise ConfigError("at least one thread is needed")
     return number
 
 
@@ -467,6 +484,9 @@ SETTINGS = (
             "Number of worker processes, or 'auto' for the CPUs this container may use."),
     Setting("worker_class", ("-k", "--worker-class"), "sync", to_str,
             "Worker type: only 'sync' is available."),
+    Setting("threads", ("--threads",), 1, to_threads,
+            "App threads per worker (gunicorn's gthread): N requests at once in each "
+            "worker. 1: one at a time, run by the worker's loop itself."),
     Setting("worker_connections", ("--worker-connections",), 1000, to_int,
             "Most connections one worker keeps open (idle keep-alive ones included)."),
     Setting("max_requests", ("--max-requests",), 0, to_int,
@@ -474,7 +494,8 @@ SETTINGS = (
     Setting("max_requests_jitter", ("--max-requests-jitter",), 0, to_int,
             "Add up to this many to max_requests, at random per worker."),
     Setting("timeout", ("-t", "--timeout"), 30, to_int,
-            "Kill a worker silent for this many seconds (its stack is logged first)."),
+            "Seconds a request may spend in the app (its stack is logged, the worker "
+            "replaced); also how long a stuck worker lives. 0: no limit."),
     Setting("graceful_timeout", ("--graceful-timeout",), 30, to_int,
             "Seconds a stopping worker may take to finish its requests."),
     Setting("shutdown_delay", ("--shutdown-delay",), 0.0, to_float,
@@ -494,6 +515,34 @@ SETTINGS = (
             "Most header fields in a request (431 beyond)."),
     Setting("limit_request_field_size", ("--limit-request-field_size",), 8190, to_int,
             "Longest header field line in bytes (431 beyond)."),
+    Setting("limit_request_body", ("--limit-request-body",), 1 << 30, to_int,
+            "Largest request body in bytes (413 beyond; 0: no limit)."),
+    Setting("body_buffer_size", ("--body-buffer-size",), 1 << 20, to_int,
+            "Bytes of a request body kept in memory; a larger body waits for the app in "
+            "a temporary file (in --tmp-upload-dir)."),
+    Setting("body_memory_limit", ("--body-memory-limit",), 64 << 20, to_int,
+            "Most bytes of request bodies one worker holds in memory at once, over all "
+            "its connections; beyond, bodies wait in temporary files."),
+    Setting("send_buffer_size", ("--send-buffer-size",), 1 << 20, to_int,
+            "Bytes of a response that a slow client has not taken yet kept in memory per "
+            "connection; more go to a temporary file."),
+    Setting("send_spool_size", ("--send-spool-size",), 32 << 20, to_int,
+            "Most bytes of a response held for a slow client (memory and file): beyond, "
+            "the app waits for the client (at --send-min-rate)."),
+    Setting("head_timeout", ("--head-timeout",), 20.0, to_float,
+            "Seconds a request head may take to arrive (408 beyond; 0: no limit)."),
+    Setting("body_timeout", ("--body-timeout",), 20.0, to_float,
+            "Seconds a request body may take, plus one for every --body-min-rate bytes "
+            "received (408 beyond; 0: no limit)."),
+    Setting("body_min_rate", ("--body-min-rate",), 500, to_int,
+            "Bytes per second a slow upload must keep up, past --body-timeout "
+            "(0: the body must arrive within --body-timeout)."),
+    Setting("send_timeout", ("--send-timeout",), 20.0, to_float,
+            "Seconds a client may take to read a response, plus one for every "
+            "--send-min-rate bytes it took (closed beyond; 0: no limit)."),
+    Setting("send_min_rate", ("--send-min-rate",), 500, to_int,
+            "Bytes per second a slow reader must keep up, past --send-timeout "
+            "(0: the response must leave within --send-timeout)."),
     Setting("reload", ("--reload",), False, to_bool, "Restart workers when code changes."),
     Setting("reload_extra_files", ("--reload-extra-file",), [], to_str_list,
             "Extra files to watch with --reload. Repeatable."),
@@ -511,7 +560,7 @@ SETTINGS = (
     Setting("raw_env", ("-e", "--env"), [], to_str_list, "Set KEY=VALUE in the environment. Repeatable."),
     Setting("pidfile", ("-p", "--pid"), None, to_str, "Write the master's pid to this file."),
     Setting("worker_tmp_dir", ("--worker-tmp-dir",), None, to_str,
-            "Directory for the workers' heartbeat files."),
+            "Accepted for compatibility: the heartbeat is in shared memory, no file."),
     Setting("user", ("-u", "--user"), None, to_user_or_group,
             "Run workers as this user (name or id)."),
     Setting("group", ("-g", "--group"), None, to_user_or_group,
@@ -519,7 +568,9 @@ SETTINGS = (
     Setting("umask", ("-m", "--umask"), 0, to_int, "umask for files the server writes (unix sockets)."),
     Setting("initgroups", ("--initgroups",), False, to_bool,
             "Set the workers' supplementary groups from the user's groups."),
-    Setting("tmp_upload_dir", ("--tmp-upload-dir",), None, to_str, "Accepted for compatibility."),
+    Setting("tmp_upload_dir", ("--tmp-upload-dir",), None, to_str,
+            "Directory for the temporary files of large bodies and slow clients' "
+            "responses (default $TMPDIR or /tmp)."),
     Setting("secure_scheme_headers", (), {"X-FORWARDED-PROTOCOL": "ssl",
                                           "X-FORWARDED-PROTO": "https",
                                           "X-FORWARDED-SSL": "on"}, to_dict,
@@ -612,7 +663,6 @@ SETTINGS = (
     # gunicorn settings with no meaning here (other workers, ASGI, HTTP/2, paste,
     # dirty arbiters, control socket): accepted so that existing command lines
     # and config files still work, with one warning each, and ignored.
-    Setting("threads", ("--threads",), 1, ignored, "Ignored (gthread worker)."),
     Setting("reload_engine", ("--reload-engine",), "auto", ignored,
             "Ignored: --reload always polls."),
     Setting("spew", ("--spew",), False, ignored, "Ignored."),
@@ -918,7 +968,8 @@ def load_config(argv=None, environ=None, config=None):
         for name, value in given.items():
             cfg.set(name, value)
     cfg.app_uri = app_uri
-    if cfg.worker_class not in ("sync", "gunicorn.workers.sync.SyncWorker"):
+    if cfg.worker_class not in ("sync", "gunicorn.workers.sync.SyncWorker", "gthread",
+                                "gunicorn.workers.gthread.ThreadWorker"):
         raise ConfigError("worker class %r is not available: arbiter.py has one worker, "
                           "'sync' (see README, 'Differences from gunicorn')" % cfg.worker_class)
     return cfg
@@ -1049,7 +1100,7 @@ class Arbiter:
             self.listeners = create_listeners(self.cfg, self.log)
         for listener in self.listeners:
             self.log.info("Listening at: %s (%s)", listener_url(listener), self.pid)
-        self.log.info("Using worker: sync")
+        self.log.info("Using worker: %s", "gthread" if self.cfg.threads > 1 else "sync")
         for warning in self.cfg.warnings:
             self.log.warning("%s", warning)
         self.scoreboard = Scoreboard()
@@ -1143,14 +1194,16 @@ class Arbiter:
     def status(self):
         """(HTTP status, JSON-able dict) of the server, from the scoreboard."""
         workers = list(self.workers.values())
-        busy = sum(self.scoreboard.busy(w.slot) for w in workers)
-        served = self.served_by_gone + sum(self.scoreboard.requests(w.slot) for w in workers)
+        slots = [self.scoreboard.read(w.slot) for w in workers]
+        busy = sum(1 for slot in slots if slot[0])
+        served = self.served_by_gone + sum(slot[3] for slot in slots)
         booted = sum(1 for w in workers if w.booted and w.retired_at is None)
         draining = self.drain_until is not None or self.shutdown is not None
         state = "draining" if draining else "ready" if booted else "starting"
         return (200 if state == "ready" else 503), {
             "status": state, "pid": self.pid, "workers": len(workers),
             "workers_booted": booted, "workers_busy": busy, "workers_wanted": self.num_workers,
+            "threads": self.cfg.threads, "threads_busy": sum(slot[0] for slot in slots),
             "requests": served, "uptime": round(time.monotonic() - self.started_at, 3),
             "version": __version__}
 
@@ -1179,7 +1232,7 @@ class Arbiter:
         now = time.monotonic()
         if self.log.statsd and now >= self.next_metrics:
             self.next_metrics = now + 1.0
-            busy = sum(self.scoreboard.busy(w.slot) for w in self.workers.values())
+            busy = sum(1 for w in self.workers.values() if self.scoreboard.read(w.slot)[0])
             self.log.statsd.send("gunicorn.workers:%d|g\ngunicorn.workers.busy:%d|g"
                                  % (len(self.workers), busy))
         if self.watchdog_interval and now >= self.next_watchdog:
@@ -1327,14 +1380,8 @@ class Arbiter:
     def spawn_worker(self):
         """Fork one worker. In the child this never returns: os._exit()."""
         self.worker_age += 1
-        worker = SyncWorker(self.worker_age, self.pid, self.listeners, self.app,
-                            self.cfg, self.log)
-        worker.generation = self.generation
-        worker.ssl_context = self.ssl_context
-        worker.scoreboard = self.scoreboard
-        worker.slot = self.scoreboard.claim()
-        worker.spawned_at = time.monotonic()
-        worker.heartbeat = Heartbeat(self.cfg.worker_tmp_dir)
+        worker = WorkerRecord(self.worker_age, self.generation, self.scoreboard.claim(),
+                              self.scoreboard, self.cfg, self.log)
         self.call_hook("pre_fork", self, worker)
         # Signals wait (blocked) until the child has its own handlers: one
         # that arrived in between would go to the master's handler and be lost.
@@ -1346,11 +1393,14 @@ class Arbiter:
             self.workers[pid] = worker
             return worker
         exit_code = 1
+        record = worker
         try:
-            worker.pid = os.getpid()
+            record.pid = os.getpid()
             self.forget_master_state()
             set_process_title("worker [%s]" % self.proc_name)
-            self.log.info("Booting worker with pid: %s", worker.pid)
+            self.log.info("Booting worker with pid: %s", record.pid)
+            worker = Worker(record, self.pid, self.listeners, self.app, self.cfg, self.log,
+                            self.scoreboard, self.ssl_context)
             self.call_hook("post_fork", self, worker)
             worker.run()
             exit_code = 0
@@ -1364,7 +1414,7 @@ class Arbiter:
             exit_code = 1 if worker.booted else WORKER_BOOT_ERROR
         finally:
             try:
-                self.log.info("Worker exiting (pid: %s)", worker.pid)
+                self.log.info("Worker exiting (pid: %s)", record.pid)
                 self.call_hook("worker_exit", self, worker)
                 self.log.close()
             finally:
@@ -1375,8 +1425,6 @@ class Arbiter:
         signal.set_wakeup_fd(-1)
         for fd in self.wakeup_pipe:
             os.close(fd)
-        for other in self.workers.values():
-            other.heartbeat.close()
         self.workers = {}
         if self.status_listener is not None:
             self.status_listener.close()
@@ -1412,16 +1460,20 @@ class Arbiter:
                 worker.aborted_at = now - ABORT_GRACE
                 self.kill_worker(worker.pid, signal.SIGKILL)
                 continue
-            last_beat, booted = worker.heartbeat.status()
-            worker.booted = worker.booted or booted
+            busy, recycle, booted, _, last_beat, app_since = self.scoreboard.read(worker.slot)
+            worker.booted = worker.booted or bool(booted)
             if not worker.booted and self.cfg.boot_timeout and \
                     now - worker.spawned_at > self.cfg.boot_timeout:
                 self.log.error("Worker (pid:%s) did not boot within %ss (--boot-timeout)",
                                worker.pid, self.cfg.boot_timeout)
                 raise HaltServer("Worker boot timeout.", WORKER_BOOT_ERROR)
-            if worker.generation >= 0 and self.scoreboard.recycle_reason(worker.slot):
-                worker.generation = -1  # outdated: replaced as soon as its successor boots
-            if self.cfg.timeout and now - last_beat > self.cfg.timeout:
+            if worker.generation != OUTDATED and recycle:
+                worker.generation = OUTDATED    # replaced as soon as its successor boots
+            # A sync worker's app is timed from the request's start (time
+            # spent waiting for a slow client excepted); otherwise the
+            # heartbeat says whether the worker's loop is stuck.
+            since = app_since if busy and app_since else last_beat
+            if self.cfg.timeout and now - since > self.cfg.timeout:
                 self.log.critical("WORKER TIMEOUT (pid:%s)", worker.pid)
                 worker.aborted_at = now
                 self.kill_worker(worker.pid, signal.SIGABRT)
@@ -1443,9 +1495,9 @@ class Arbiter:
             worker = self.workers.pop(pid, None)
             if worker is None:
                 continue
-            booted = worker.booted or worker.heartbeat.status()[1]
-            worker.heartbeat.close()
-            self.served_by_gone += self.scoreboard.requests(worker.slot)
+            slot = self.scoreboard.read(worker.slot)
+            booted = worker.booted or slot[2]
+            self.served_by_gone += slot[3]
             self.log_worker_exit(worker, status)
             self.scoreboard.release(worker.slot)
             self.call_hook("child_exit", self, worker)
@@ -1466,7 +1518,7 @@ class Arbiter:
 
     def log_worker_exit(self, worker, status):
         """Say why a worker died: exit code, signal, timeout or recycling."""
-        recycled = self.scoreboard.recycle_reason(worker.slot)
+        recycled = self.scoreboard.read(worker.slot)[1]
         if worker.aborted_at is not None:
             cause = "timeout"
         elif recycled:
@@ -1575,10 +1627,19 @@ def reexec_argv():
 
 class Scoreboard:
     """Shared memory (an anonymous mmap, inherited across fork) with one slot
-    per worker: busy or not, why it wants replacing, requests served. A
-    worker updates its slot without a system call; the master reads it."""
+    per worker: how many app slots are busy, why it wants replacing, whether
+    it booted, requests served, its heartbeat, and since when the app has
+    had its request (sync workers). Each field has one writer, the worker's
+    loop thread (or the master, before the fork), so a worker updates its
+    slot without a lock or a system call; the master reads it."""
 
-    SLOT = struct.Struct("=BB6xQ")      # busy, recycle reason, requests
+    SLOT = struct.Struct("=HBB4xQdd")   # busy, recycle, booted, requests, beat, app since
+    BUSY = struct.Struct("=H")
+    RECYCLE = struct.Struct("=B")
+    BOOTED = struct.Struct("=B")
+    FINISHED = struct.Struct("=Qdd")    # requests, beat, app since
+    TIME = struct.Struct("=d")
+    BUSY_AT, RECYCLE_AT, BOOTED_AT, REQUESTS_AT, BEAT_AT, APP_SINCE_AT = 0, 2, 3, 8, 16, 24
     SLOTS = 1024
 
     def __init__(self):
@@ -1586,64 +1647,69 @@ class Scoreboard:
         self.free = list(range(self.SLOTS - 1, -1, -1))
 
     def claim(self):
+        """In the master: a slot for a new worker, its heartbeat set to now
+        (a worker that never beats is stuck)."""
         if not self.free:
-            return None
+            raise HaltServer("more than %d workers" % self.SLOTS, 1)
         slot = self.free.pop()
-        self.SLOT.pack_into(self.memory, slot * self.SLOT.size, 0, 0, 0)
+        self.SLOT.pack_into(self.memory, slot * self.SLOT.size, 0, 0, 0, 0,
+                            time.monotonic(), 0.0)
         return slot
 
     def release(self, slot):
-        if slot is not None:
-            self.free.append(slot)
+        self.free.append(slot)
 
     def read(self, slot):
-        if slot is None:
-            return 0, 0, 0
+        """(busy, recycle reason, booted, requests, last beat, app since)."""
         return self.SLOT.unpack_from(self.memory, slot * self.SLOT.size)
 
-    def busy(self, slot):
-        return self.read(slot)[0]
+    # The worker's writes, each to its own slot.
 
-    def recycle_reason(self, slot):
-        return self.read(slot)[1]
+    def beat(self, slot, now):
+        self.TIME.pack_into(self.memory, slot * self.SLOT.size + self.BEAT_AT, now)
 
-    def requests(self, slot):
-        return self.read(slot)[2]
+    def mark_booted(self, slot):
+        self.BOOTED.pack_into(self.memory, slot * self.SLOT.size + self.BOOTED_AT, 1)
+
+    def ask_for_successor(self, slot, reason):
+        self.RECYCLE.pack_into(self.memory, slot * self.SLOT.size + self.RECYCLE_AT, reason)
+
+    def set_busy(self, slot, busy):
+        self.BUSY.pack_into(self.memory, slot * self.SLOT.size, busy)
+
+    def count(self, slot, requests):
+        self.FINISHED.pack_into(self.memory, slot * self.SLOT.size + self.REQUESTS_AT,
+                                requests, time.monotonic(), 0.0)
+
+    def app_started(self, slot, since):
+        """Sync: the app has a request since ``since`` (the master times it)."""
+        offset = slot * self.SLOT.size
+        self.BUSY.pack_into(self.memory, offset, 1)
+        self.TIME.pack_into(self.memory, offset + self.APP_SINCE_AT, since)
+
+    def app_finished(self, slot, requests, now):
+        offset = slot * self.SLOT.size
+        self.BUSY.pack_into(self.memory, offset, 0)
+        self.FINISHED.pack_into(self.memory, offset + self.REQUESTS_AT, requests, now, 0.0)
 
 
 class Heartbeat:
-    """An unlinked temporary file shared by the master and one worker.
+    """``worker.tmp`` of gunicorn's hooks: ``notify()`` says the worker is
+    alive. It lives in the worker's scoreboard slot, not in a file, so a
+    full or read-only --worker-tmp-dir can not stop a worker."""
 
-    The worker sets its mtime to ``time.monotonic()`` while it is alive and
-    writes one byte once it has booted; the master reads both with one fstat.
-    """
-
-    def __init__(self, directory=None):
-        directory = directory or os.environ.get("TMPDIR") or "/tmp"
-        if hasattr(os, "O_TMPFILE"):
-            self.fd = os.open(directory, os.O_TMPFILE | os.O_RDWR, 0o600)
-        else:
-            path = os.path.join(directory, "arbiter-%d-%d" % (os.getpid(), id(self)))
-            self.fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
-            os.unlink(path)
-        self.notify()
+    def __init__(self, scoreboard, slot):
+        self.scoreboard = scoreboard
+        self.slot = slot
 
     def notify(self):
-        now = time.monotonic()
-        os.utime(self.fd, (now, now))
+        self.scoreboard.beat(self.slot, time.monotonic())
 
-    def mark_booted(self):
-        os.write(self.fd, b"1")
-
-    def status(self):
-        """(time of the last notify, booted?) in one fstat."""
-        info = os.fstat(self.fd)
-        return info.st_mtime, info.st_size > 0
+    def last_update(self):
+        return self.scoreboard.read(self.slot)[4]
 
     def close(self):
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
+        pass
 
 
 # ---------------------------------------------------------------------------
@@ -1871,38 +1937,100 @@ def close_listeners(listeners, unlink):
 
 
 # ---------------------------------------------------------------------------
-# The sync worker
+# The worker: the master's record of it, the worker process, connections
 # ---------------------------------------------------------------------------
+# A worker process is an event loop that owns every client byte, around app
+# slots: one (the loop itself runs the app: gunicorn's sync worker) or
+# ``--threads N`` threads (gunicorn's gthread). A request reaches an app slot
+# only when its head and its whole body have arrived; what the client does
+# not take of a response at once waits in the connection's OutputBuffer and
+# leaves at the client's pace. So a slow, silent or absent client costs the
+# loop a little state, never an app slot.
+#
+# A connection is always in one stage, and its deadline is the stage's:
+#
+#   HEAD  waiting for a request head: --head-timeout (--keep-alive while
+#         nothing of the next request has arrived)
+#   BODY  receiving a body: --body-timeout, plus a second for every
+#         --body-min-rate bytes received
+#   APP   the request is in an app slot; the app's thread owns the
+#         connection; --timeout bounds the app
+#   SEND  the loop sends the rest of the response: --send-timeout, plus a
+#         second for every --send-min-rate bytes sent
 
 ACCEPT = "accept"       # selector data of a listening socket
-WAKE = "wake"           # selector data of the worker's signal pipe
+WAKE = "wake"           # selector data of the worker's wake-up pipe
 HEARTBEAT_INTERVAL = 1.0
+NEVER = float("inf")
+READ = selectors.EVENT_READ
+WRITE = selectors.EVENT_WRITE
+HEAD, BODY, APP, SEND = "head", "body", "app", "send"
 
 
-class SyncWorker:
-    """One worker process: the app runs one request at a time, while idle and
-    half-arrived connections wait in the selector (they never hold it).
+def io_deadline(started, timeout, transferred, min_rate):
+    """When a transfer that began at ``started`` and has moved
+    ``transferred`` bytes is too slow: ``timeout`` seconds, plus one for
+    every ``min_rate`` bytes (a rate of 0: the timeout bounds it all; a
+    timeout of 0: never)."""
+    if not timeout:
+        return NEVER
+    return started + timeout + (transferred / min_rate if min_rate else 0.0)
 
-    The master builds this object and forks; ``run()`` then runs in the child
-    only. The master keeps its copy for bookkeeping (pid, age, heartbeat).
+
+class WorkerRecord:
+    """The master's record of one worker process, built whole in
+    spawn_worker() before the fork (the pid once it is known). The hooks
+    that run in the master (pre_fork, child_exit) get this object."""
+
+    def __init__(self, age, generation, slot, scoreboard, cfg, log):
+        self.pid = None
+        self.age = age
+        self.generation = generation    # OUTDATED once it asked to be replaced
+        self.slot = slot                # its Scoreboard slot
+        self.spawned_at = time.monotonic()
+        self.booted = False
+        self.aborted_at = None          # when the master sent SIGABRT (timeout)
+        self.retired_at = None          # when the master asked it to stop
+        self.tmp = Heartbeat(scoreboard, slot)      # gunicorn's name, for hooks
+        self.cfg = cfg
+        self.log = log
+
+    @property
+    def timeout(self):
+        return self.cfg.timeout
+
+    def __str__(self):
+        return "<worker %s>" % self.pid
+
+
+class Worker:
+    """One worker process: its own state and its event loop.
+
+    Built in the child after the fork, from the master's WorkerRecord;
+    ``run()`` never returns into the master's code. The hooks that run in
+    the worker (post_fork, post_worker_init, pre_request, post_request,
+    worker_int, worker_abort, worker_exit) get this object.
     """
 
-    def __init__(self, age, ppid, listeners, app, cfg, log):
-        self.age = age
+    def __init__(self, record, ppid, listeners, app, cfg, log, scoreboard, ssl_context):
+        self.pid = record.pid
+        self.age = record.age
         self.ppid = ppid
         self.sockets = listeners
         self.app = app
         self.wsgi = app
         self.cfg = cfg
         self.log = log
-        self.pid = None
-        self.generation = 0
-        self.heartbeat = None
+        self.tmp = record.tmp
+        self.timeout = cfg.timeout
+        self.threads = cfg.threads      # app slots; 1: the loop runs the app
+        self.scoreboard = scoreboard
+        self.slot = record.slot
+        self.ssl_context = ssl_context
         self.booted = False
-        self.aborted_at = None          # master side: when SIGABRT was sent
-        self.retired_at = None          # master side: when SIGTERM was sent
         self.alive = True
-        self.draining = False
+        self.draining = False           # stopping: no new connections
+        self.retiring = False           # an app thread timed out: wait for TERM
         self.recycling = False          # max_requests or max_worker_memory reached
         self.recycle_reason = 0         # see RECYCLE_REASONS
         self.backlog = []               # (sock, peer, listener) taken on TERM
@@ -1911,23 +2039,23 @@ class SyncWorker:
         self.selector = None
         self.connections = set()
         self.accepting = False
-        self.request = None             # the request in the app, for a timeout report
-        self.scoreboard = None
-        self.slot = None
-        self.slot_offset = None
-        self.spawned_at = None
-        self.reopen_logs = False
+        self.in_app = {}                # connection -> its Response, while in an app slot
+        self.timed_out = set()          # connections whose app thread is past --timeout
+        self.waiting = collections.deque()      # (conn, request) until a thread is free
+        self.handed_back = collections.deque()  # connections the app threads are done with
+        self.app_queue = None           # threaded: what the app threads take work from
+        self.idle_threads = 0
         self.wake_pipe = None
-        self.last_beat = 0.0            # the heartbeat, also touched during slow I/O
+        self.reopen_logs = False
         self.last_tick = 0.0
         self.mtimes = {}                # --reload: path -> mtime
         self.date = (0, b"")
         self.header_cache = {}          # (name, value) -> (lower name, line bytes)
         self.environ_keys = dict(HEADER_KEYS)   # header name -> environ key
         self.base_environ = {}
-        self.scratch = None             # made in serve(): see recv_from_socket()
+        self.scratch = None             # made in serve(): see Connection.read_body()
+        self.body_memory = MemoryBudget(cfg.body_memory_limit)
         self.secure_headers = secure_header_keys(cfg)
-        self.ssl_context = None         # set by the master when TLS is on
         self.max_head = 0
 
     # -- process setup -----------------------------------------------------
@@ -1943,10 +2071,10 @@ class SyncWorker:
             self.max_requests += random.randint(0, self.cfg.max_requests_jitter)
         if self.app is None:
             self.app = self.wsgi = load_app(self.cfg.app_uri)
-        switch_user(self.cfg, self.heartbeat.fd)
+        switch_user(self.cfg)
         self.cfg.post_worker_init(self)
         self.booted = True
-        self.heartbeat.mark_booted()
+        self.scoreboard.mark_booted(self.slot)
         self.serve()
 
     def init_signals(self):
@@ -1969,9 +2097,10 @@ class SyncWorker:
 
     def handle_exit(self, signum, frame):
         self.alive = False
-        if self.request is not None:
-            # Busy in the app: close the listeners now, so that new clients
-            # are refused instead of queued behind a request of unknown length.
+        if self.threads == 1 and self.in_app:
+            # The loop is in the app: close the listeners now, so that new
+            # clients are refused instead of queued behind a request of
+            # unknown length. (With threads the loop is free to do it.)
             self.stop_listening()
 
     def handle_usr1(self, signum, frame):
@@ -1992,10 +2121,11 @@ class SyncWorker:
             self.log.exception("Exception in the %s hook", name)
 
     def handle_abort(self, signum, frame):
-        """SIGABRT from the master: we timed out. Log where, then exit."""
+        """SIGABRT from the master: the app overran --timeout (or the loop
+        is stuck). Log where, then exit."""
         self.alive = False
         where = "".join(traceback.format_stack(frame))
-        request = self.request
+        request = next((r.request for r in list(self.in_app.values())), None)
         serving = ("while serving %s %s" % (request.method, request.uri)) if request else \
             "outside a request"
         self.log.critical("WORKER TIMEOUT (pid:%s) %s; stack:\n%s", self.pid, serving, where)
@@ -2005,57 +2135,75 @@ class SyncWorker:
     # -- the loop ----------------------------------------------------------
 
     def serve(self):
-        """Select on listeners, parked connections and the signal pipe."""
+        """Select on listeners, connections and the wake-up pipe."""
         cfg = self.cfg
         self.max_head = ((cfg.limit_request_line or 65536) + 2 +
                          (cfg.limit_request_fields or 1000) *
                          (cfg.limit_request_field_size or DEFAULT_FIELD_SIZE) + 2)
-        if self.slot is not None:
-            self.slot_offset = self.slot * Scoreboard.SLOT.size
         self.scratch = memoryview(bytearray(READ_SIZE))
         self.selector = selectors.DefaultSelector()
-        self.selector.register(self.wake_pipe[0], selectors.EVENT_READ, WAKE)
+        self.selector.register(self.wake_pipe[0], READ, WAKE)
         for sock in self.sockets:
             sock.setblocking(False)
             self.base_environ[sock] = base_environ(sock, cfg)
+        if self.threads > 1:
+            self.start_app_threads()
         self.set_accepting(True)
         select_ = self.selector.select
         log = self.log
         while True:
             if not self.alive and not self.draining:
                 self.start_drain()
-            if self.draining and not self.connections:
-                return
+            if self.draining and len(self.connections) <= len(self.timed_out):
+                return      # (a thread stuck past --timeout dies with the process)
             now = time.monotonic()
             if now - self.last_tick >= HEARTBEAT_INTERVAL:
                 self.tick(now)
             if log.access_pending:
                 log.flush_access()
-            for key, _ in select_(DRAIN_IDLE_GRACE if self.draining else HEARTBEAT_INTERVAL):
+            for key, events in select_(DRAIN_IDLE_GRACE if self.draining else HEARTBEAT_INTERVAL):
                 data = key.data
                 if data is ACCEPT:
                     self.accept(key.fileobj)
                 elif data is WAKE:
                     self.on_wake()
-                else:
+                elif data.closed:
+                    continue    # closed by an earlier event of this batch
+                elif data.stage is APP:
+                    # The client sent more while its request is in an app
+                    # thread: stop watching it until the thread hands it back.
+                    self.watch(data, 0)
+                elif events & READ:
                     self.serve_connection(data)
+                else:
+                    self.send_rest(data)
 
     def tick(self, now):
-        """Once a second: heartbeat, orphan check, expire parked connections."""
-        self.last_tick = self.last_beat = now
-        self.heartbeat.notify()
+        """Once a second: heartbeat, orphan check, deadlines, app timeouts."""
+        self.last_tick = now
+        self.scoreboard.beat(self.slot, now)
         if os.getppid() != self.ppid:
             self.log.info("Parent changed, shutting down: %s", self)
             self.alive = False
         for conn in [c for c in self.connections if c.deadline <= now]:
-            if conn.buffer:
-                conn.send_error_quietly(RequestTimeout.status)
-            self.close(conn)
+            self.expire(conn)
+        if self.threads > 1 and self.timeout and self.in_app:
+            self.check_app_timeouts(now)
         if self.cfg.reload and self.alive:
             changed = self.changed_file()
             if changed:
                 self.log.info("Worker reloading: %s modified", changed)
                 self.alive = False
+
+    def expire(self, conn):
+        """A connection's deadline passed: say so if it was sending us
+        something (408), then close it."""
+        if conn.stage is BODY or (conn.stage is HEAD and conn.buffer):
+            conn.send_error_quietly(RequestTimeout.status)
+        elif conn.stage is SEND:
+            self.log.info("Closing the connection of %s: it took its response too slowly",
+                          conn.peer_text)
+        self.close(conn)
 
     def changed_file(self):
         """--reload: a source file (of a loaded module, or an extra file)
@@ -2070,14 +2218,8 @@ class SyncWorker:
                 return path
         return None
 
-    def notify(self):
-        """Touch the heartbeat (at most once a second) while busy on I/O."""
-        now = time.monotonic()
-        if now - self.last_beat >= HEARTBEAT_INTERVAL:
-            self.last_beat = now
-            self.heartbeat.notify()
-
     def on_wake(self):
+        """A signal, or app threads handing connections back."""
         try:
             while os.read(self.wake_pipe[0], 4096):
                 pass
@@ -2086,6 +2228,28 @@ class SyncWorker:
         if self.reopen_logs:
             self.reopen_logs = False
             self.log.reopen()
+        while self.handed_back:
+            conn = self.handed_back.popleft()
+            self.idle_threads += 1
+            if self.waiting:
+                self.dispatch(*self.waiting.popleft())
+            self.scoreboard.set_busy(self.slot, self.threads - self.idle_threads)
+            if self.finish_request(conn) and conn.has_pending():
+                self.serve_connection(conn)
+
+    def watch(self, conn, events):
+        """Select ``conn`` for these events (0: not at all)."""
+        if events == conn.events:
+            return
+        if not conn.events:
+            self.selector.register(conn.sock, events, conn)
+        elif events:
+            self.selector.modify(conn.sock, events, conn)
+        else:
+            self.selector.unregister(conn.sock)
+        conn.events = events
+
+    # -- accepting ---------------------------------------------------------
 
     def set_accepting(self, accepting):
         if accepting == self.accepting:
@@ -2093,7 +2257,7 @@ class SyncWorker:
         self.accepting = accepting
         for sock in self.sockets:
             if accepting:
-                self.selector.register(sock, selectors.EVENT_READ, ACCEPT)
+                self.selector.register(sock, READ, ACCEPT)
             else:
                 self.selector.unregister(sock)
 
@@ -2102,7 +2266,7 @@ class SyncWorker:
         stop serves them instead of resetting them), then close the
         listeners. A worker that is recycled leaves the backlog to others."""
         for sock in self.sockets:
-            while not self.recycling:
+            while not (self.recycling or self.retiring):
                 try:
                     client = sock.accept()
                 except OSError:
@@ -2115,8 +2279,8 @@ class SyncWorker:
         self.sockets = []
 
     def start_drain(self):
-        """No new connections; parked ones get a short grace to send a last
-        request (answered with Connection: close), then are closed."""
+        """No new connections; those waiting for a request get a short grace
+        to send it (answered with Connection: close), then are closed."""
         self.draining = True
         self.stop_listening()
         for sock, peer, listener in self.backlog:
@@ -2124,13 +2288,14 @@ class SyncWorker:
         self.backlog = []
         grace = time.monotonic() + DRAIN_IDLE_GRACE
         for conn in self.connections:
-            conn.deadline = min(conn.deadline, grace)
+            if conn.stage is HEAD:
+                conn.deadline = min(conn.deadline, grace)
 
     def can_accept(self):
         """Room for one more connection? Near ``max_requests`` every open
         connection may still bring one request, so they count against it."""
         count = len(self.connections)
-        if count >= self.cfg.worker_connections:
+        if count >= self.cfg.worker_connections or self.retiring:
             return False
         return not self.max_requests or self.max_requests - self.nr > count
 
@@ -2156,92 +2321,258 @@ class SyncWorker:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         conn = Connection(sock, peer, listener, self)
         self.connections.add(conn)
-        self.selector.register(sock, selectors.EVENT_READ, conn)
+        self.watch(conn, READ)
         if not self.can_accept():
             self.set_accepting(False)
         self.serve_connection(conn)
 
     def close(self, conn):
+        """Close a connection the loop holds (never one in an app slot). A
+        response still on its way is logged with the bytes that left."""
+        if conn.closed:
+            return
         self.connections.discard(conn)
-        try:
+        self.timed_out.discard(conn)
+        if conn.events:
             self.selector.unregister(conn.sock)
-        except (KeyError, ValueError):
-            pass
-        conn.sock.close()
+            conn.events = 0
+        if conn.response is not None:
+            self.log_access(conn.response)
+            conn.response = None
+        conn.close()
         if not self.accepting and not self.draining and self.can_accept():
             self.set_accepting(True)
 
-    # -- one connection, one request ---------------------------------------
+    # -- one connection, request by request --------------------------------
 
     def serve_connection(self, conn):
-        """Answer every complete request waiting on ``conn``; park it again
-        when its next head is not complete, or close it."""
+        """In the loop: act on what has arrived on ``conn``. Each complete
+        request goes to an app slot (in sync mode the loop runs it at once);
+        then the next one, until one is incomplete or the output backs up."""
         while True:
             try:
-                head = conn.read_head()
+                request = self.read_request(conn)
             except ClientGone:
                 self.close(conn)
                 return
             except HTTPError as exc:
-                self.handle_error(conn, None, None, exc)
-                self.close(conn)
+                self.reject(conn, exc)
                 return
-            if head is None:
+            if request is None:
                 return
-            keep_alive = self.handle_request(conn, head)
-            if not keep_alive:
-                self.close(conn)
+            self.count_request(request)
+            if self.threads > 1:
+                self.dispatch(conn, request)
                 return
-            conn.deadline = time.monotonic() + self.cfg.keepalive
-            if not conn.has_pending():
+            conn.stage = APP
+            self.run_request(conn, request)
+            if not self.finish_request(conn) or not conn.has_pending():
                 return
-            self.notify()   # a deep pipeline keeps us here: we are busy, not stuck
 
-    def handle_request(self, conn, head):
-        """Parse, run the app, send the response; True to keep the connection."""
-        request = response = environ = None
-        started = time.time() if self.log.access_enabled or self.log.statsd else 0.0
-        try:
+    def read_request(self, conn):
+        """The next complete request on ``conn`` (head and body), or None
+        while it is still arriving."""
+        request = conn.request
+        if request is None:
+            head = conn.read_head()
+            if head is None:
+                return None
             request = parse_head(head, self.cfg)
-            request.body = EMPTY_BODY if not (request.chunked or request.content_length) \
-                else Body(body_reader(request, conn, self.cfg))
-            self.nr += 1
-            environ = build_environ(request, conn, self)
-            response = Response(conn, request, self)
-            if self.max_requests:
-                self.count_against_max_requests(response)
-            if not self.alive or not self.cfg.keepalive:
-                response.must_close = True
-            self.request = request
-            if self.slot_offset is not None:
-                self.scoreboard.memory[self.slot_offset] = 1     # busy
+            if not (request.chunked or request.content_length):
+                return request
+            self.start_body(conn, request)
+        if not conn.read_body():
+            return None
+        request.body = conn.body.wsgi_input()
+        request.trailers = conn.body.trailers()
+        conn.request = None         # (conn.body is closed after the request)
+        return request
+
+    def start_body(self, conn, request):
+        """A head with a body: refuse a body that is too large (413) before
+        it is sent, else receive it (sending 100 Continue if asked for: the
+        body is read here, so a client that waits for it can not hold an
+        app slot)."""
+        limit = self.cfg.limit_request_body
+        if limit and request.content_length is not None and request.content_length > limit:
+            raise ContentTooLarge("Content-Length %d is over --limit-request-body %d"
+                                  % (request.content_length, limit))
+        conn.request = request
+        conn.body = IncomingBody(request, self.cfg, self.body_memory)
+        conn.stage = BODY
+        conn.io_started = time.monotonic()
+        conn.deadline = io_deadline(conn.io_started, self.cfg.body_timeout, 0,
+                                    self.cfg.body_min_rate)
+        if request.expect_continue and not conn.buffer:
+            conn.write(CONTINUE)
+
+    def count_request(self, request):
+        """In the loop, as a request goes to an app slot: count it, and
+        decide whether its connection may be kept."""
+        self.nr += 1
+        if self.max_requests:
+            self.count_against_max_requests(request)
+        if not self.alive or not self.cfg.keepalive or self.retiring:
+            request.keep_alive = False
+
+    def dispatch(self, conn, request):
+        """Threaded: give the request to a free app thread, or queue it."""
+        conn.stage = APP
+        conn.deadline = NEVER
+        if not self.idle_threads:
+            self.waiting.append((conn, request))
+            return
+        self.idle_threads -= 1
+        self.scoreboard.set_busy(self.slot, self.threads - self.idle_threads)
+        self.app_queue.put((conn, request))
+
+    def start_app_threads(self):
+        import queue
+        import threading
+        self.app_queue = queue.SimpleQueue()
+        for number in range(self.threads):
+            threading.Thread(target=self.app_thread, name="app-%d" % number,
+                             daemon=True).start()
+        self.idle_threads = self.threads
+
+    def app_thread(self):
+        """An app slot of a threaded worker: one request at a time, from
+        pre_request to post_request, then the connection goes back to the
+        loop (through handed_back and a byte on the wake-up pipe)."""
+        take = self.app_queue.get
+        while True:
+            conn, request = take()
+            self.run_request(conn, request)
+            self.handed_back.append(conn)
+            try:
+                os.write(self.wake_pipe[1], b"\0")
+            except OSError:
+                pass    # full: the loop is awake already
+
+    def run_request(self, conn, request):
+        """In an app slot (the app's thread): pre_request, the environ, the
+        app, its response, close() of its iterable, post_request. Never
+        raises: what the connection does next is left for finish_request()."""
+        response = conn.response = Response(conn, request, self)
+        self.in_app[conn] = response
+        if self.threads == 1:
+            self.scoreboard.app_started(self.slot, response.in_app_since)
+        environ = None
+        try:
             self.cfg.pre_request(self, request)
+            environ = response.environ = build_environ(request, conn, self)
             result = self.app(environ, response.start_response)
             try:
                 response.send_result(result)
             finally:
-                self.request = None
                 if hasattr(result, "close"):
                     result.close()
-            keep_alive = response.finish() and request.body.discard_rest()
+            response.finish()
         except ClientGone:
-            return False
+            conn.gone = True
         except Exception as exc:
-            self.request = None
-            response = self.handle_error(conn, request, response, exc)
-            keep_alive = False
-        if self.slot_offset is not None:
-            Scoreboard.SLOT.pack_into(self.scoreboard.memory, self.slot_offset, 0,
-                                      self.recycle_reason, self.nr)
+            self.handle_error(conn, request, response, exc)
+        finally:
+            del self.in_app[conn]
+            response.duration = time.monotonic() - response.in_app_since
+        self.call_hook("post_request", self, request, environ, response)
+
+    def finish_request(self, conn):
+        """In the loop, once per request after the app: the scoreboard, the
+        memory check, then the connection's next step. True if it may read
+        its next request now."""
+        now = time.monotonic()
+        if self.threads == 1:
+            self.scoreboard.app_finished(self.slot, self.nr, now)
+        else:
+            self.scoreboard.count(self.slot, self.nr)
+        if conn.body is not None:
+            conn.body.close()
+            conn.body = None
         if self.cfg.max_worker_memory and not self.recycling:
             self.check_memory()
-        if response is not None and (self.log.access_enabled or self.log.statsd):
-            self.log.access(response, request, environ or {}, time.time() - started)
-        if request is not None:
-            self.call_hook("post_request", self, request, environ, response)
-        return keep_alive
+        if conn.gone:
+            self.close(conn)
+            return False
+        out = conn.out
+        if out is not None and out.segments:
+            conn.stage = SEND
+            conn.io_started = now
+            conn.io_count = out.sent
+            conn.deadline = io_deadline(now, self.cfg.send_timeout, 0, self.cfg.send_min_rate)
+            self.watch(conn, WRITE)
+            return False
+        return self.response_sent(conn, now)
 
-    def count_against_max_requests(self, response):
+    def send_rest(self, conn):
+        """In the loop: the connection can take more of its response."""
+        out = conn.out
+        try:
+            done = out.send(conn.sock, conn.tls)
+        except ClientGone:
+            self.close(conn)
+            return
+        if not done:
+            conn.deadline = io_deadline(conn.io_started, self.cfg.send_timeout,
+                                        out.sent - conn.io_count, self.cfg.send_min_rate)
+            return
+        if self.response_sent(conn, time.monotonic()) and conn.has_pending():
+            self.serve_connection(conn)
+
+    def response_sent(self, conn, now):
+        """The whole response has left: log it, then keep the connection
+        for its next request (True) or close it."""
+        response = conn.response
+        conn.response = None
+        self.log_access(response)
+        if response.must_close:
+            self.close(conn)
+            return False
+        conn.stage = HEAD
+        conn.idle = True
+        conn.deadline = now + self.cfg.keepalive
+        if self.draining:
+            conn.deadline = min(conn.deadline, now + DRAIN_IDLE_GRACE)
+        self.watch(conn, READ)
+        return True
+
+    def log_access(self, response):
+        log = self.log
+        if log.access_enabled or log.statsd:
+            log.access(response, response.request, response.environ or {}, response.duration)
+
+    def check_app_timeouts(self, now):
+        """Threaded: a request past --timeout in the app. Its thread can not
+        be stopped, so log its stack, stop accepting and ask the master for
+        a successor; the master then stops us gracefully (the other
+        requests finish) and we exit, the stuck thread with us."""
+        for conn, response in list(self.in_app.items()):
+            if conn in self.timed_out or now - response.in_app_since <= self.timeout:
+                continue
+            self.timed_out.add(conn)
+            frame = sys._current_frames().get(response.thread)
+            where = "".join(traceback.format_stack(frame)) if frame is not None else "?"
+            request = response.request
+            self.log.critical("WORKER TIMEOUT (pid:%s) while serving %s %s (thread %s, "
+                              "%.1fs in the app); stack:\n%s", self.pid, request.method,
+                              request.uri, response.thread_name, now - response.in_app_since,
+                              where)
+            self.call_hook("worker_abort", self)
+            if not self.retiring:
+                self.retiring = True
+                self.set_accepting(False)
+                self.recycle_reason = self.recycle_reason or RECYCLE_TIMEOUT
+                self.scoreboard.ask_for_successor(self.slot, self.recycle_reason)
+
+    def app_waited_for_client(self, response, seconds):
+        """In an app slot: the app waited ``seconds`` for a slow client to
+        take its response; that is not time in the app (--timeout)."""
+        response.in_app_since += seconds
+        if self.threads == 1:
+            self.scoreboard.app_started(self.slot, response.in_app_since)
+            self.scoreboard.beat(self.slot, time.monotonic())
+
+    def count_against_max_requests(self, request):
         """Near ``max_requests``, every open connection may still bring one
         request: tell clients to close in time, so no worker serves more than
         its limit. Ask the master early for a successor (spawn before kill)."""
@@ -2251,9 +2582,11 @@ class SyncWorker:
             self.alive = False
             self.recycling = True
         if left < len(self.connections):
-            response.must_close = True
-        if left <= max(len(self.connections), self.max_requests // 10):
-            self.recycle_reason = self.recycle_reason or 1
+            request.keep_alive = False
+        if left <= max(len(self.connections), self.max_requests // 10) and \
+                not self.recycle_reason:
+            self.recycle_reason = RECYCLE_MAX_REQUESTS
+            self.scoreboard.ask_for_successor(self.slot, self.recycle_reason)
 
     def check_memory(self):
         """--max-worker-memory: after a request that took the peak RSS over
@@ -2265,26 +2598,40 @@ class SyncWorker:
                              "recycling it", self.pid, peak_mb, self.cfg.max_worker_memory)
             self.alive = False
             self.recycling = True
-            self.recycle_reason = 2
-            if self.slot_offset is not None:
-                Scoreboard.SLOT.pack_into(self.scoreboard.memory, self.slot_offset, 0,
-                                          self.recycle_reason, self.nr)
+            self.recycle_reason = RECYCLE_MEMORY
+            self.scoreboard.ask_for_successor(self.slot, self.recycle_reason)
+
+    # -- errors --------------------------------------------------------------
+
+    def reject(self, conn, exc):
+        """In the loop: a request that is refused before it reaches the app
+        (its HTTPError says the status): the error page, then close."""
+        self.log.warning("Invalid request from %s: %s", conn.peer_text, exc.detail)
+        conn.send_error_quietly(exc.status)
+        if self.log.access_enabled or self.log.statsd:
+            self.log.access(ErrorResponse(exc.status), None, {}, 0.0)
+        self.close(conn)
 
     def handle_error(self, conn, request, response, exc):
-        """The one place an exception becomes an HTTP answer (or a close)."""
+        """In an app slot: the one place an exception becomes an HTTP answer
+        (its ``status``, else 500), or a close once the head has left."""
         status = getattr(exc, "status", 500)
         if isinstance(exc, HTTPError):
-            self.log.info("Invalid request from %s: %s", conn.peer_text, exc.detail)
+            self.log.warning("Invalid request from %s: %s", conn.peer_text, exc.detail)
         elif isinstance(exc, ResponseError):
-            self.log.error("Error in the app's response to %s: %s",
-                           request.uri if request else "?", exc)
+            self.log.error("Error in the app's response to %s: %s", request.uri, exc)
         else:
-            self.log.exception("Error handling request %s", request.uri if request else "?")
-        if response is not None and response.head_sent:
-            return response  # too late for an error page: closing says it
-        error = ErrorResponse(status)
-        conn.send_error_quietly(status)
-        return error
+            self.log.exception("Error handling request %s", request.uri)
+        response.must_close = True
+        if response.head_sent:
+            return  # too late for an error page: closing says it
+        response.become_error(status)
+        try:
+            conn.write(error_page(status))
+        except ClientGone:
+            conn.gone = True
+
+    # -- response helpers shared by the app threads ------------------------
 
     def checked_header(self, item):
         """(lower-case name, encoded line) of a response header, after the
@@ -2298,65 +2645,94 @@ class SyncWorker:
             self.header_cache[item] = known
         return known
 
-    def http_date(self):
+    def date_header(self):
         """The Date header value, formatted once per second."""
         now = int(time.time())
-        if self.date[0] != now:
-            self.date = (now, http_date(now))
-        return self.date[1]
+        date = self.date
+        if date[0] != now:
+            date = self.date = (now, http_date(now))
+        return date[1]
 
     def __str__(self):
         return "<worker %s>" % self.pid
 
 
 class Connection:
-    """A client socket with its read buffer; non-blocking, with deadlines."""
+    """A client connection: its socket, what has arrived and not been used
+    yet, what has not left yet, its stage and deadline. Non-blocking."""
 
-    __slots__ = ("sock", "peer", "listener", "worker", "buffer", "deadline", "fd",
-                 "peer_text", "trusted", "proxy_pending", "tls", "tls_pending")
+    __slots__ = ("sock", "peer", "listener", "worker", "buffer", "scanned", "deadline", "fd",
+                 "peer_text", "trusted", "proxy_pending", "tls", "tls_pending", "stage",
+                 "idle", "request", "body", "response", "out", "gone", "closed", "events",
+                 "io_started", "io_count")
 
     def __init__(self, sock, peer, listener, worker):
         self.sock = sock
         self.peer = peer
         self.listener = listener
         self.worker = worker
-        self.buffer = b""
-        self.deadline = time.monotonic() + (worker.cfg.timeout or 30)
+        self.buffer = b""               # received, not yet parsed
+        self.scanned = 0                # how much of a partial head was searched
+        self.stage = HEAD
+        self.idle = False               # between requests, nothing received yet
+        self.deadline = io_deadline(time.monotonic(), worker.cfg.head_timeout, 0, 0)
         self.fd = sock.fileno()
         self.peer_text = "%s:%s" % peer[:2] if isinstance(peer, tuple) else "unix"
         self.trusted = is_trusted_proxy(peer, worker.cfg)
         self.proxy_pending = worker.cfg.proxy_protocol != "off"
         self.tls = self.tls_pending = worker.ssl_context is not None
+        self.request = None             # the request whose body is arriving
+        self.body = None                # and that body (an IncomingBody)
+        self.response = None            # the response being made or sent
+        self.out = None                 # an OutputBuffer, once a client is slow
+        self.gone = False               # the client left while the app ran
+        self.closed = False
+        self.events = 0                 # what the loop selects it for
+        self.io_started = 0.0           # when the body (or the rest of the
+        self.io_count = 0               # response) began, and bytes so far
 
     def read_head(self):
         """The next request head (bytes, without its blank line) if it has
-        fully arrived, None if not yet; never blocks."""
+        fully arrived, None if not yet; never blocks. Only new bytes are
+        searched, so a head that arrives in small pieces costs its size."""
         if self.proxy_pending and not self.read_proxy_header():
             return None
         if self.tls_pending and not self.start_tls():
             return None
         buffer = self.buffer
         while True:
-            if buffer[:2] == b"\r\n" and len(buffer) >= 4:
-                # RFC 9112 §2.2: one empty line before a request line is
-                # ignored (gunicorn refuses a second one, and so do we).
-                if buffer[2:4] == b"\r\n":
-                    raise BadRequest("empty lines before the request line")
-                buffer = self.buffer = buffer[2:]
             if buffer:
-                end = buffer.find(b"\r\n\r\n")
+                if buffer[:2] == b"\r\n" and len(buffer) >= 4:
+                    # RFC 9112 §2.2: one empty line before a request line is
+                    # ignored (gunicorn refuses a second one, and so do we).
+                    if buffer[2:4] == b"\r\n":
+                        raise BadRequest("empty lines before the request line")
+                    buffer = self.buffer = buffer[2:]
+                    self.scanned = 0
+                end = buffer.find(b"\r\n\r\n", self.scanned)
                 if end >= 0:
-                    self.buffer = buffer[end + 4:]
-                    return buffer[:end]
-                if b"\n\n" in buffer or b"\n\r\n" in buffer:
+                    head, rest = buffer[:end], buffer[end + 4:]
+                    if type(buffer) is not bytes:
+                        head, rest = bytes(head), bytes(rest)
+                    self.buffer = rest
+                    self.scanned = 0
+                    return head
+                start = max(0, self.scanned - 2)
+                if buffer.find(b"\n\n", start) >= 0 or buffer.find(b"\n\r\n", start) >= 0:
                     raise BadRequest("line ending without CR (RFC 9112 §2.2)")
+                self.scanned = max(0, len(buffer) - 3)
                 self.check_head_size(buffer)
             try:
                 data = self.sock.recv(READ_SIZE)
             except WANT_READ:
+                if buffer and self.idle:
+                    # The next request has begun: it has --head-timeout.
+                    self.idle = False
+                    self.deadline = io_deadline(time.monotonic(),
+                                                self.worker.cfg.head_timeout, 0, 0)
                 return None
             except WANT_WRITE:
-                self.wait(select.POLLOUT)
+                self.wait_briefly(select.POLLOUT)
                 continue
             except InterruptedError:
                 continue
@@ -2364,7 +2740,53 @@ class Connection:
                 raise ClientGone() from None
             if not data:
                 raise ClientGone()
-            buffer = self.buffer = buffer + data
+            if not buffer:
+                buffer = self.buffer = data
+            else:
+                if type(buffer) is bytes:
+                    buffer = self.buffer = bytearray(buffer)
+                buffer += data
+
+    def read_body(self):
+        """Receive the body of ``self.request`` into ``self.body``: True
+        once it is complete (what follows it stays in the buffer), False
+        while more is to come. Received into the worker's scratch buffer:
+        recv(size) allocates ``size`` bytes and shrinks them to what came,
+        and over a large upload that pattern grew the heap for good."""
+        body = self.body
+        if self.buffer:
+            data, self.buffer = self.buffer, b""
+            rest = body.feed(data)
+            if rest is not None:
+                self.buffer = rest
+                return True
+        scratch = self.worker.scratch
+        while True:
+            view = body.view
+            try:
+                if view is not None:
+                    size = self.sock.recv_into(view[body.filled:])
+                else:
+                    size = self.sock.recv_into(scratch)
+            except WANT_READ + WANT_WRITE:
+                cfg = self.worker.cfg
+                self.deadline = io_deadline(self.io_started, cfg.body_timeout,
+                                            body.received, cfg.body_min_rate)
+                return False
+            except InterruptedError:
+                continue
+            except OSError:
+                raise ClientGone() from None
+            if not size:
+                raise ClientGone()      # the body ended early: nobody to answer
+            if view is not None:
+                if body.filled_directly(size):
+                    return True
+                continue
+            rest = body.feed(scratch[:size])
+            if rest is not None:
+                self.buffer = rest
+                return True
 
     def read_proxy_header(self):
         """The PROXY protocol header (v1 or v2) that opens the connection:
@@ -2415,8 +2837,8 @@ class Connection:
 
     def start_tls(self):
         """Wrap the socket and run the TLS handshake without blocking: True
-        when done, False while it waits for the client (parked, under the
-        connection's deadline, so a silent TLS client can not pin a worker)."""
+        when done, False while it waits for the client (under the head
+        deadline, so a silent TLS client can not pin anything)."""
         if not isinstance(self.sock, ssl.SSLSocket):
             cfg = self.worker.cfg
             self.sock = self.worker.ssl_context.wrap_socket(
@@ -2428,7 +2850,7 @@ class Connection:
             except ssl.SSLWantReadError:
                 return False
             except ssl.SSLWantWriteError:
-                self.wait(select.POLLOUT)
+                self.wait_briefly(select.POLLOUT)
                 continue
             except (OSError, ValueError) as exc:
                 self.worker.log.debug("TLS handshake with %s failed: %s", self.peer_text, exc)
@@ -2445,93 +2867,89 @@ class Connection:
         if len(buffer) > self.worker.max_head:
             raise HeadersTooLarge("request head larger than %d bytes" % self.worker.max_head)
 
-    def recv(self, size=READ_SIZE):
-        """Bytes from the buffer or the socket, waiting for them; b"" at EOF."""
-        if self.buffer:
-            data, self.buffer = self.buffer[:size], self.buffer[size:]
-            return data
-        return self.recv_from_socket(size)
-
-    def recv_from_socket(self, size=READ_SIZE):
-        """Bytes from the socket (not the buffer), waiting for them; b"" at EOF.
-        Received into the worker's scratch buffer, then copied at their size:
-        recv(size) allocates ``size`` bytes and shrinks them to what came,
-        and that pattern, over a large upload, grew the heap by megabytes
-        that it keeps."""
-        scratch = self.worker.scratch
-        while True:
-            try:
-                return scratch[:self.sock.recv_into(scratch, min(size, READ_SIZE))].tobytes()
-            except WANT_READ:
-                self.wait(select.POLLIN)
-            except WANT_WRITE:
-                self.wait(select.POLLOUT)
-            except InterruptedError:
-                continue
-            except OSError:
-                raise ClientGone() from None
-
     def has_pending(self):
         """Bytes already received but not yet parsed (in our buffer, or
         decrypted inside the TLS layer, where select() can not see them)."""
         return bool(self.buffer) or (self.tls and self.sock.pending() > 0)
 
-    def sendall(self, data):
-        try:
-            sent = self.sock.send(data)
-        except (WANT_WRITE + WANT_READ + (InterruptedError,)):
-            sent = 0
-        except OSError:
-            raise ClientGone() from None
-        if sent == len(data):
-            return
-        view = memoryview(data)[sent:]
-        while view:
+    def write(self, data):
+        """Send ``data`` now, or keep what the client does not take at once
+        for the loop to send. Waits for the client only when the response
+        held for it is over --send-spool-size. Raises ClientGone."""
+        out = self.out
+        if out is None or not out.segments:
             try:
-                sent = self.sock.send(view)
-            except (BlockingIOError, InterruptedError) + WANT_WRITE:
-                self.wait(select.POLLOUT)
-                continue
-            except WANT_READ:
-                self.wait(select.POLLIN)
-                continue
+                sent = self.sock.send(data)
+            except WANT_READ + WANT_WRITE + (InterruptedError,):
+                sent = 0
             except OSError:
                 raise ClientGone() from None
-            view = view[sent:]
+            if sent == len(data):
+                return
+            data = memoryview(data)[sent:]
+            if out is None:
+                out = self.out = OutputBuffer(self.worker.cfg)
+        out.append(data)
+        if out.buffered > self.worker.cfg.send_spool_size:
+            self.wait_for_room()
 
-    def sendfile(self, file, offset, count):
-        """Send ``count`` bytes of ``file`` from ``offset`` with os.sendfile."""
-        fd = file.fileno()
-        while count > 0:
-            try:
-                sent = os.sendfile(self.fd, fd, offset, min(count, 1 << 30))
-            except (BlockingIOError, InterruptedError):
-                self.wait(select.POLLOUT)
-                continue
-            except OSError as exc:
-                if exc.errno in (errno.EPIPE, errno.ECONNRESET):
-                    raise ClientGone() from None
-                raise
-            if sent == 0:
+    def write_file(self, fd, offset, count):
+        """Send ``count`` bytes of a regular file from ``offset`` with
+        sendfile(), now or, for what the client does not take at once, from
+        the loop (on a duplicate of the descriptor: the app may close its
+        file as soon as it is done)."""
+        out = self.out
+        if out is None or not out.segments:
+            while count > 0:
+                try:
+                    sent = os.sendfile(self.fd, fd, offset, min(count, 1 << 30))
+                except (BlockingIOError, InterruptedError):
+                    break
+                except OSError as exc:
+                    if exc.errno in (errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN):
+                        raise ClientGone() from None
+                    raise
+                if sent == 0:
+                    raise ClientGone()      # the file is shorter than it was
+                offset += sent
+                count -= sent
+            if count <= 0:
+                return
+            if out is None:
+                out = self.out = OutputBuffer(self.worker.cfg)
+        out.append_file(os.dup(fd), offset, count)
+
+    def wait_for_room(self):
+        """In an app slot: the response held for this client is over
+        --send-spool-size, so the app waits until the client has taken
+        enough, at --send-min-rate at least. The wait is not time in the
+        app for --timeout."""
+        worker, out = self.worker, self.out
+        cfg = worker.cfg
+        started = last = time.monotonic()
+        sent_before = out.sent
+        poller = select.poll()
+        poller.register(self.fd, select.POLLOUT)
+        while out.buffered > cfg.send_spool_size:
+            left = io_deadline(started, cfg.send_timeout, out.sent - sent_before,
+                               cfg.send_min_rate) - last
+            if left <= 0:
+                worker.log.info("Closing the connection of %s: it took its response too "
+                                "slowly", self.peer_text)
                 raise ClientGone()
-            offset += sent
-            count -= sent
+            poller.poll(min(left, HEARTBEAT_INTERVAL) * 1000)
+            out.send(self.sock, self.tls)
+            now = time.monotonic()
+            worker.app_waited_for_client(self.response, now - last)
+            last = now
 
-    def wait(self, events):
-        """Wait until the socket is ready, at most ``timeout`` seconds without
-        progress; the worker's heartbeat goes on meanwhile."""
-        worker = self.worker
-        deadline = time.monotonic() + (worker.cfg.timeout or 30)
+    def wait_briefly(self, events):
+        """The rare blocking moment of the loop: a TLS handshake or read
+        that must write first. At most a second."""
         poller = select.poll()
         poller.register(self.fd, events)
-        while True:
-            worker.notify()
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise RequestTimeout("no progress on the connection for %ss"
-                                     % (worker.cfg.timeout or 30))
-            if poller.poll(min(left, HEARTBEAT_INTERVAL) * 1000):
-                return
+        if not poller.poll(1000):
+            raise ClientGone()
 
     def send_error_quietly(self, status):
         """Best effort: an error page for a client that may already be gone."""
@@ -2539,6 +2957,339 @@ class Connection:
             self.sock.send(error_page(status))
         except OSError:
             pass
+
+    def close(self):
+        self.closed = True
+        if self.body is not None:
+            self.body.close()
+        if self.out is not None:
+            self.out.close()
+        self.sock.close()
+
+
+def open_temporary_file(directory):
+    """An unlinked temporary file's descriptor, in ``directory`` (default
+    $TMPDIR or /tmp). Not the tempfile module: it imports random, shutil
+    and more, which every worker would then carry."""
+    directory = directory or os.environ.get("TMPDIR") or "/tmp"
+    if hasattr(os, "O_TMPFILE"):
+        try:
+            return os.open(directory, os.O_TMPFILE | os.O_RDWR, 0o600)
+        except OSError as exc:
+            if exc.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
+                raise
+    for attempt in range(100):
+        path = os.path.join(directory, ".arbiter-%d-%d-%d" % (
+            os.getpid(), threading_ident(), attempt))
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
+        except FileExistsError:
+            continue
+        os.unlink(path)
+        return fd
+    raise OSError(errno.EEXIST, "can not create a temporary file in %s" % directory)
+
+
+def threading_ident():
+    thread = sys.modules.get("threading")
+    return thread.get_ident() if thread else 0
+
+
+class MemoryBudget:
+    """Bytes that one worker may hold in memory for a purpose (request
+    bodies), over all its connections together."""
+
+    __slots__ = ("left",)
+
+    def __init__(self, size):
+        self.left = size
+
+    def take(self, size):
+        if size > self.left:
+            return False
+        self.left -= size
+        return True
+
+    def give(self, size):
+        self.left += size
+
+
+class IncomingBody:
+    """A request body as it arrives in the loop: de-chunked, counted against
+    --limit-request-body (413 beyond), kept in memory up to
+    --body-buffer-size (and while the worker's --body-memory-limit allows)
+    and otherwise in an unlinked temporary file. Once it is complete,
+    ``wsgi_input()`` is the app's wsgi.input.
+
+    A body of known size that is kept in memory gets one buffer of its
+    size, which the socket fills directly (``view``): no copy, and no
+    growth. A large one is an anonymous mmap, whose pages go back to the
+    system when the request ends (from the heap, they stayed for good)."""
+
+    __slots__ = ("left", "decoder", "memory", "view", "filled", "file", "received", "limit",
+                 "memory_limit", "directory", "budget", "reserved")
+
+    def __init__(self, request, cfg, budget):
+        self.left = request.content_length      # None when chunked
+        self.decoder = ChunkedDecoder(cfg) if request.chunked else None
+        self.memory = io.BytesIO()
+        self.view = None
+        self.filled = 0
+        self.file = None
+        self.received = 0               # body bytes, decoded
+        self.limit = cfg.limit_request_body
+        self.memory_limit = cfg.body_buffer_size
+        self.directory = cfg.tmp_upload_dir
+        self.budget = budget
+        self.reserved = 0               # of the budget
+        length = request.content_length
+        if length is not None:
+            if length <= self.memory_limit and budget.take(length):
+                self.reserved = length
+                self.memory = bytearray(length) if length < MMAP_BODY_SIZE else \
+                    mmap.mmap(-1, length)
+                self.view = memoryview(self.memory)
+            else:
+                self.spill()
+
+    def feed(self, data):
+        """Take bytes that arrived: the bytes after the body once it is
+        complete (maybe b""), None while it goes on. Raises HTTPError."""
+        if self.decoder is None:
+            left = self.left
+            if len(data) < left:
+                self.store(data)
+                self.left = left - len(data)
+                return None
+            self.store(data[:left])
+            self.left = 0
+            return bytes(data[left:])
+        pieces, rest = self.decoder.feed(bytes(data))
+        for piece in pieces:
+            self.store(piece)
+        return rest
+
+    def filled_directly(self, size):
+        """``size`` bytes arrived straight into ``view``: True once it is full."""
+        self.filled += size
+        self.received += size
+        self.left -= size
+        return not self.left
+
+    def store(self, data):
+        size = len(data)
+        self.received += size
+        if self.limit and self.received > self.limit:
+            raise ContentTooLarge("body over --limit-request-body %d" % self.limit)
+        if self.view is not None:
+            self.view[self.filled:self.filled + size] = data
+            self.filled += size
+            return
+        if self.file is None:
+            if self.received <= self.memory_limit and self.budget.take(size):
+                self.reserved += size
+                self.memory.write(data)
+                return
+            self.spill()
+        self.file.write(data)
+
+    def spill(self):
+        """From now on the body goes to a temporary file."""
+        self.file = open(open_temporary_file(self.directory), "w+b")
+        if self.memory is not None and self.view is None:
+            self.file.write(self.memory.getbuffer())
+        self.memory = None
+        self.budget.give(self.reserved)
+        self.reserved = 0
+
+    def wsgi_input(self):
+        if self.view is not None:
+            return MemoryInput(self.view)
+        stream = self.memory if self.file is None else self.file
+        stream.seek(0)
+        return stream
+
+    def trailers(self):
+        return self.decoder.trailers if self.decoder is not None else []
+
+    def close(self):
+        """After the request (or when the connection ends): the memory back
+        to the worker's budget, the temporary file closed."""
+        if self.view is not None:
+            self.view.release()
+            self.view = None
+        if type(self.memory) is mmap.mmap:
+            self.memory.close()
+        if self.file is not None:
+            self.file.close()
+        self.memory = None
+        self.budget.give(self.reserved)
+        self.reserved = 0
+
+
+class MemoryInput:
+    """``wsgi.input`` over a body that arrived into one buffer (a bytearray
+    or an mmap): read, readline, readlines, iteration."""
+
+    __slots__ = ("view", "pos")
+
+    def __init__(self, view):
+        self.view = view
+        self.pos = 0
+
+    def read(self, size=-1):
+        start = self.pos
+        end = len(self.view) if size is None or size < 0 else min(len(self.view), start + size)
+        self.pos = end
+        return self.view[start:end].tobytes()
+
+    def readline(self, size=-1):
+        start, end = self.pos, len(self.view)
+        if size is not None and size >= 0:
+            end = min(end, start + size)
+        newline = self.view.obj.find(b"\n", start, end)
+        return self.read((newline + 1 if newline >= 0 else end) - start)
+
+    def readlines(self, hint=-1):
+        lines, total = [], 0
+        for line in self:
+            lines.append(line)
+            total += len(line)
+            if hint is not None and 0 < hint <= total:
+                break
+        return lines
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        line = self.readline()
+        if not line:
+            raise StopIteration
+        return line
+
+    def close(self):
+        pass
+
+
+class OutputBuffer:
+    """What a client has not taken yet, in order: bytes in memory (up to
+    --send-buffer-size), then in an unlinked temporary file; and regions of
+    the app's regular files, sent with sendfile(). The loop drains it at the
+    client's pace; ``buffered`` (memory and file) is what the app's
+    --send-spool-size counts."""
+
+    __slots__ = ("segments", "memory", "buffered", "sent", "spool", "spool_end",
+                 "memory_limit", "directory")
+
+    def __init__(self, cfg):
+        self.segments = collections.deque()     # bytes-like, or [fd, offset, end, owned]
+        self.memory = 0             # bytes held in memory
+        self.buffered = 0           # bytes held in memory or in the spool file
+        self.sent = 0               # bytes sent from here so far
+        self.spool = None           # the temporary file's descriptor
+        self.spool_end = 0          # where the next spooled bytes go in it
+        self.memory_limit = cfg.send_buffer_size
+        self.directory = cfg.tmp_upload_dir
+
+    def append(self, data):
+        size = len(data)
+        self.buffered += size
+        if self.memory + size <= self.memory_limit:
+            self.segments.append(data)
+            self.memory += size
+            return
+        if self.spool is None:
+            self.spool = open_temporary_file(self.directory)
+        offset = self.spool_end
+        view = memoryview(data)
+        while view:
+            view = view[os.pwrite(self.spool, view, self.spool_end):]
+            self.spool_end = offset + size - len(view)
+        last = self.segments[-1] if self.segments else None
+        if type(last) is list and last[0] == self.spool and last[2] == offset:
+            last[2] += size
+        else:
+            self.segments.append([self.spool, offset, offset + size, False])
+
+    def append_file(self, fd, offset, count):
+        self.segments.append([fd, offset, offset + count, True])
+
+    def send(self, sock, tls):
+        """Send what the socket takes now: True once all is out. Raises
+        ClientGone."""
+        segments = self.segments
+        try:
+            while segments:
+                first = segments[0]
+                if type(first) is list:
+                    self.send_region(sock, tls, first)
+                    segments.popleft()
+                    if first[3]:
+                        os.close(first[0])
+                    continue
+                if tls or len(segments) == 1:
+                    sent = sock.send(first)
+                else:
+                    batch = []
+                    for segment in segments:
+                        if type(segment) is list or len(batch) == 64:
+                            break
+                        batch.append(segment)
+                    sent = sock.sendmsg(batch)
+                if not self.consume(sent):
+                    return False
+        except WANT_READ + WANT_WRITE + (InterruptedError,):
+            return False
+        except OSError:
+            raise ClientGone() from None
+        if self.spool is not None:
+            self.spool_end = 0
+        return True
+
+    def consume(self, sent):
+        """Drop ``sent`` bytes from the front; True if they were whole segments."""
+        self.sent += sent
+        segments = self.segments
+        while sent:
+            first = segments[0]
+            size = len(first)
+            if sent < size:
+                segments[0] = memoryview(first)[sent:]
+                self.memory -= sent
+                self.buffered -= sent
+                return False
+            segments.popleft()
+            self.memory -= size
+            self.buffered -= size
+            sent -= size
+        return True
+
+    def send_region(self, sock, tls, region):
+        """A file region, until it is out (a full socket raises)."""
+        fd, offset, end, owned = region
+        while offset < end:
+            if tls:
+                data = os.pread(fd, min(end - offset, READ_SIZE), offset)
+                sent = sock.send(data) if data else 0
+            else:
+                sent = os.sendfile(sock.fileno(), fd, offset, min(end - offset, 1 << 30))
+            if sent == 0:
+                raise ClientGone()      # the file is shorter than it was
+            offset += sent
+            region[1] = offset
+            self.sent += sent
+            if not owned:
+                self.buffered -= sent
+
+    def close(self):
+        for segment in self.segments:
+            if type(segment) is list and segment[3]:
+                os.close(segment[0])
+        self.segments.clear()
+        if self.spool is not None:
+            os.close(self.spool)
+            self.spool = None
 
 
 # ---------------------------------------------------------------------------
@@ -2550,7 +3301,7 @@ class Request:
 
     __slots__ = ("method", "uri", "path", "query", "fragment", "version", "headers",
                  "host", "content_length", "chunked", "expect_continue", "keep_alive",
-                 "scheme", "body", "forwarded")
+                 "scheme", "body", "trailers", "forwarded")
 
     def __init__(self, method, uri, version):
         self.method = method
@@ -2566,7 +3317,8 @@ class Request:
         self.expect_continue = False
         self.keep_alive = version >= (1, 1)
         self.scheme = None
-        self.body = EMPTY_BODY          # wsgi.input; handle_request sets the real one
+        self.body = EMPTY_INPUT         # wsgi.input; read_request sets the real one
+        self.trailers = []              # of a chunked body, once it has arrived
         self.forwarded = []     # forwarder_headers fields, used if the peer is trusted
 
     def __repr__(self):
@@ -2830,241 +3582,111 @@ def parse_proxy_v2(header):
     return None
 
 
-def body_reader(request, conn, cfg):
-    if request.chunked:
-        return ChunkedReader(conn, request.expect_continue, cfg)
-    return LengthReader(conn, request.content_length, request.expect_continue)
+class ChunkedDecoder:
+    """The chunked transfer coding (RFC 9112 §7.1), decoded as bytes arrive:
+    ``feed()`` takes whatever came and returns the data it carried. No I/O,
+    so it is tested and fuzzed directly. Size and trailer lines are bounded
+    even before they are complete; trailer fields are checked and kept in
+    ``trailers`` (not merged into the environ)."""
 
+    __slots__ = ("cfg", "state", "chunk_left", "line", "trailers", "done")
 
-class EmptyReader:
-    """The body of a request without one."""
+    SIZE, DATA, DATA_END, TRAILER = range(4)
 
-    def read(self, size):
-        return b""
+    def __init__(self, cfg):
+        self.cfg = cfg
+        self.state = self.SIZE
+        self.chunk_left = 0
+        self.line = b""         # the start of a line that has not ended yet
+        self.trailers = []      # (NAME, value) pairs
+        self.done = False
 
-    def can_discard_rest(self):
-        return True
+    def feed(self, data):
+        """-> (data pieces, the bytes after the body or None while it goes
+        on). Raises HTTPError."""
+        pieces = []
+        pos, end = 0, len(data)
+        while pos < end:
+            if self.state == self.DATA:
+                take = min(self.chunk_left, end - pos)
+                pieces.append(data[pos:pos + take])
+                pos += take
+                self.chunk_left -= take
+                if not self.chunk_left:
+                    self.state = self.DATA_END
+                continue
+            limit = MAX_CHUNK_LINE if self.state != self.TRAILER else \
+                (self.cfg.limit_request_field_size or MAX_CHUNK_LINE)
+            newline = data.find(b"\n", pos)
+            if newline < 0:
+                self.line += data[pos:]
+                if len(self.line) > limit + 1:      # room for a CR still to come
+                    raise BadRequest("line longer than %d bytes in a chunked body" % limit)
+                break
+            line = self.line + data[pos:newline + 1]
+            self.line = b""
+            pos = newline + 1
+            if line[-2:] != b"\r\n" or b"\r" in line[:-2]:
+                raise BadRequest("bare CR or LF in a chunked body")
+            if len(line) - 2 > limit:
+                raise BadRequest("line longer than %d bytes in a chunked body" % limit)
+            self.take_line(line[:-2])
+            if self.done:
+                return pieces, data[pos:]
+        return pieces, None
 
-    def discard_rest(self):
-        return True
+    def take_line(self, line):
+        if self.state == self.SIZE:
+            size, semicolon, _ = line.partition(b";")
+            size = size.rstrip(b" \t")
+            if not CHUNK_SIZE.fullmatch(size):
+                raise BadRequest("invalid chunk size")
+            if semicolon and not CHUNK_EXT.fullmatch(line[len(size):]):
+                raise BadRequest("invalid chunk extension")
+            self.chunk_left = int(size, 16)
+            self.state = self.DATA if self.chunk_left else self.TRAILER
+        elif self.state == self.DATA_END:
+            if line:
+                raise BadRequest("chunk data not followed by CRLF")
+            self.state = self.SIZE
+        elif not line:
+            self.done = True
+        else:
+            if len(self.trailers) >= MAX_TRAILER_FIELDS:
+                raise HeadersTooLarge("too many trailer fields")
+            name, colon, value = line.partition(b":")
+            value = value.strip(b" \t")
+            if not colon or not TOKEN.fullmatch(name) or not FIELD_VALUE.fullmatch(value):
+                raise BadRequest("invalid trailer field")
+            name = name.upper()
+            if name in FORBIDDEN_TRAILERS:
+                raise BadRequest("%s is not allowed in a trailer" % name.decode("ascii"))
+            self.trailers.append((name.decode("latin-1"), value.decode("latin-1")))
 
-
-EMPTY_READER = EmptyReader()
 
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
-class LengthReader:
-    """A body of Content-Length bytes; sends 100 Continue on the first read."""
-
-    def __init__(self, conn, length, expect_continue):
-        self.conn = conn
-        self.left = length
-        self.expect_continue = expect_continue
-
-    def read(self, size):
-        if self.left <= 0:
-            return b""
-        if self.expect_continue:
-            self.expect_continue = False
-            self.conn.sendall(CONTINUE)
-        data = self.conn.recv(min(size, self.left))
-        if not data:
-            raise IncompleteBody("the body ended %d bytes short of Content-Length" % self.left)
-        self.left -= len(data)
-        return data
-
-    def can_discard_rest(self):
-        """Can discard_rest() leave the connection usable? (Asked before the
-        response head goes out, so that it says Connection: close if not.)"""
-        return self.left <= 0 or (not self.expect_continue and self.left <= MAX_DRAIN)
-
-    def discard_rest(self):
-        """Read and drop what the app left unread, if it is small: True if
-        the connection may then serve another request."""
-        if not self.can_discard_rest():
-            return False
-        while self.left > 0:
-            self.read(self.left)
-        return True
-
-
-class ChunkedReader:
-    """A chunked body (RFC 9112 §7.1), decoded as it is read; trailers are
-    checked and bounded, and not merged into the environ."""
-
-    def __init__(self, conn, expect_continue, cfg):
-        self.conn = conn
-        self.expect_continue = expect_continue
-        self.cfg = cfg
-        self.chunk_left = 0
-        self.done = False
-
-    def read(self, size):
-        if self.done:
-            return b""
-        if self.expect_continue:
-            self.expect_continue = False
-            self.conn.sendall(CONTINUE)
-        if self.chunk_left == 0:
-            self.chunk_left = self.read_chunk_size()
-            if self.chunk_left == 0:
-                self.read_trailers()
-                self.done = True
-                return b""
-        data = self.conn.recv(min(size, self.chunk_left))
-        if not data:
-            raise IncompleteBody("the chunked body ended early")
-        self.chunk_left -= len(data)
-        if self.chunk_left == 0:
-            if self.read_exact(2) != b"\r\n":
-                raise BadRequest("chunk data not followed by CRLF")
-        return data
-
-    def read_line(self, limit):
-        """One CRLF-terminated line (without it), at most ``limit`` bytes."""
-        conn = self.conn
-        while True:
-            end = conn.buffer.find(b"\r\n")
-            if end > limit or end < 0 and len(conn.buffer) > limit:
-                raise BadRequest("line longer than %d bytes in a chunked body" % limit)
-            if end >= 0:
-                line, conn.buffer = conn.buffer[:end], conn.buffer[end + 2:]
-                if b"\n" in line or b"\r" in line:
-                    raise BadRequest("bare CR or LF in a chunked body")
-                return line
-            data = conn.recv_from_socket()
-            if not data:
-                raise IncompleteBody("the chunked body ended early")
-            conn.buffer = conn.buffer + data
-
-    def read_exact(self, count):
-        data = b""
-        while len(data) < count:
-            more = self.conn.recv(count - len(data))
-            if not more:
-                raise IncompleteBody("the chunked body ended early")
-            data += more
-        return data
-
-    def read_chunk_size(self):
-        line = self.read_line(MAX_CHUNK_LINE)
-        size, semicolon, extensions = line.partition(b";")
-        size = size.rstrip(b" \t")
-        if not CHUNK_SIZE.fullmatch(size):
-            raise BadRequest("invalid chunk size")
-        if semicolon and not CHUNK_EXT.fullmatch(line[len(size):]):
-            raise BadRequest("invalid chunk extension")
-        return int(size, 16)
-
-    def read_trailers(self):
-        count = 0
-        limit = self.cfg.limit_request_field_size or MAX_CHUNK_LINE
-        while True:
-            line = self.read_line(limit)
-            if not line:
-                return
-            count += 1
-            if count > MAX_TRAILER_FIELDS:
-                raise HeadersTooLarge("too many trailer fields")
-            name, colon, value = line.partition(b":")
-            if not colon or not TOKEN.fullmatch(name) or \
-                    not FIELD_VALUE.fullmatch(value.strip(b" \t")):
-                raise BadRequest("invalid trailer field")
-            if name.upper() in FORBIDDEN_TRAILERS:
-                raise BadRequest("%s is not allowed in a trailer" % name.decode("ascii"))
-
-    def can_discard_rest(self):
-        # The rest of a chunked body has no known size: only a body the app
-        # read to its end keeps the connection.
-        return self.done
-
-    def discard_rest(self):
-        if self.done:
-            return True
-        if self.expect_continue:
-            return False
-        budget = MAX_DRAIN
-        while not self.done and budget > 0:
-            budget -= len(self.read(budget))
-        return self.done
-
-
-class Body:
-    """``wsgi.input``: read, readline, readlines and iteration over a body
-    reader, with correct EOF; errors while reading reach the app."""
-
-    def __init__(self, reader):
-        self.reader = reader
-        self.buffer = b""
+class EmptyInput:
+    """``wsgi.input`` of a request without a body (shared: it holds nothing)."""
 
     def read(self, size=-1):
-        if size is None or size < 0:
-            chunks = [self.buffer]
-            self.buffer = b""
-            while True:
-                data = self.reader.read(READ_SIZE)
-                if not data:
-                    return b"".join(chunks)
-                chunks.append(data)
-        if len(self.buffer) >= size:
-            data, self.buffer = self.buffer[:size], self.buffer[size:]
-            return data
-        chunks = [self.buffer]
-        have = len(self.buffer)
-        self.buffer = b""
-        while have < size:
-            data = self.reader.read(size - have)
-            if not data:
-                break
-            chunks.append(data)
-            have += len(data)
-        return b"".join(chunks)
+        return b""
 
     def readline(self, size=-1):
-        limit = size if size is not None and size >= 0 else None
-        while True:
-            end = self.buffer.find(b"\n")
-            if end >= 0 and (limit is None or end < limit):
-                line, self.buffer = self.buffer[:end + 1], self.buffer[end + 1:]
-                return line
-            if limit is not None and len(self.buffer) >= limit:
-                line, self.buffer = self.buffer[:limit], self.buffer[limit:]
-                return line
-            data = self.reader.read(READ_SIZE)
-            if not data:
-                line, self.buffer = self.buffer, b""
-                return line
-            self.buffer += data
+        return b""
 
     def readlines(self, hint=-1):
-        lines = []
-        total = 0
-        for line in self:
-            lines.append(line)
-            total += len(line)
-            if hint is not None and 0 < hint <= total:
-                break
-        return lines
+        return []
 
     def __iter__(self):
-        return self
+        return iter(())
 
-    def __next__(self):
-        line = self.readline()
-        if not line:
-            raise StopIteration
-        return line
-
-    def can_discard_rest(self):
-        return self.reader.can_discard_rest()
-
-    def discard_rest(self):
-        self.buffer = b""
-        return self.reader.discard_rest()
+    def close(self):
+        pass
 
 
-EMPTY_BODY = Body(EMPTY_READER)  # shared: it never holds a byte
+EMPTY_INPUT = EmptyInput()
 
 # ---------------------------------------------------------------------------
 # WSGI environ and response (PEP 3333)
@@ -3099,7 +3721,7 @@ def base_environ(listener, cfg):
     return {
         "wsgi.version": (1, 0),
         "wsgi.url_scheme": "https" if cfg.certfile else "http",
-        "wsgi.multithread": False,
+        "wsgi.multithread": cfg.threads > 1,
         "wsgi.multiprocess": cfg.workers > 1,
         "wsgi.run_once": False,
         "wsgi.file_wrapper": FileWrapper,
@@ -3260,7 +3882,8 @@ def check_response_header(item):
 
 
 class ErrorResponse:
-    """What the access log needs of an error page that the server sent."""
+    """What the access log needs of an error page that the loop sent for a
+    request that never reached the app."""
 
     def __init__(self, status):
         self.status = "%d %s" % (status, REASONS.get(status, "Error"))
@@ -3282,6 +3905,7 @@ class Response:
         self.conn = conn
         self.request = request
         self.worker = worker
+        self.environ = None
         self.status = None
         self.status_code = None
         self.headers = None
@@ -3291,6 +3915,13 @@ class Response:
         self.sent = 0
         self.has_body = request.method != "HEAD"
         self.must_close = not request.keep_alive
+        self.in_app_since = time.monotonic()    # moved on by waits for the client
+        self.duration = 0.0
+        self.thread = self.thread_name = None
+        if worker.threads > 1:
+            import threading
+            self.thread = threading.get_ident()
+            self.thread_name = threading.current_thread().name
 
     def start_response(self, status, headers, exc_info=None):
         if exc_info:
@@ -3337,13 +3968,12 @@ class Response:
                 lines.append(line)
         if self.chunked:
             lines.append(b"Transfer-Encoding: chunked\r\n")
-        if self.must_close or self.worker.draining or \
-                not self.request.body.can_discard_rest():
+        if self.must_close or self.worker.draining:
             self.must_close = True
             lines.append(b"Connection: close\r\n")
         elif self.request.version == (1, 0):
             lines.append(b"Connection: keep-alive\r\n")
-        lines += (b"Date: ", self.worker.http_date(), b"\r\nServer: ", SERVER_BYTES,
+        lines += (b"Date: ", self.worker.date_header(), b"\r\nServer: ", SERVER_BYTES,
                   b"\r\n\r\n")
         self.head_sent = True
         return b"".join(lines)
@@ -3358,7 +3988,7 @@ class Response:
             data = bytes(data)
         if not self.has_body:
             if not self.head_sent:
-                self.conn.sendall(self.head())
+                self.conn.write(self.head())
             return
         if self.length is not None:
             room = self.length - self.sent
@@ -3372,7 +4002,7 @@ class Response:
         if self.chunked and data:
             data = b"%x\r\n%s\r\n" % (len(data), data)
         if head or data:
-            self.conn.sendall(head + data)
+            self.conn.write(head + data)
 
     def send_result(self, result):
         """Send the app's iterable: a list in one send, a regular file with
@@ -3428,9 +4058,9 @@ class Response:
             self.headers.append(("Content-Length", str(count)))
         elif self.length < count:
             count = self.length
-        self.conn.sendall(self.head())
-        if self.has_body:
-            self.conn.sendfile(file, offset, count)
+        self.conn.write(self.head())
+        if self.has_body and count:
+            self.conn.write_file(fd, offset, count)
             self.sent += count
         return True
 
@@ -3441,15 +4071,25 @@ class Response:
             if self.length is None and self.has_body:  # nothing was written
                 self.length = 0
                 self.headers.append(("Content-Length", "0"))
-            self.conn.sendall(self.head())
+            self.conn.write(self.head())
         elif self.chunked:
-            self.conn.sendall(b"0\r\n\r\n")
+            self.conn.write(b"0\r\n\r\n")
         if self.length is not None and self.has_body and self.sent < self.length:
             self.worker.log.warning("%s: the app sent %d of its %d Content-Length bytes; "
                                     "closing the connection", self.request.uri,
                                     self.sent, self.length)
             self.must_close = True
         return not self.must_close
+
+    def become_error(self, status):
+        """The app failed before its head left: what goes out (and is
+        logged) is the error page of ``status``."""
+        self.status = "%d %s" % (status, REASONS.get(status, "Error"))
+        self.status_code = status
+        self.headers = []
+        self.sent = len(REASONS.get(status, "Error")) + 1
+        self.head_sent = True
+        self.must_close = True
 
 
 SERVER_BYTES = SERVER_SOFTWARE.encode("ascii")
@@ -3898,10 +4538,8 @@ def set_process_title(title):
         setproctitle.setproctitle(title)
 
 
-def switch_user(cfg, heartbeat_fd):
-    """In the worker: drop to ``--user``/``--group`` (and their groups),
-    first giving the heartbeat file to that user (setting its times needs
-    ownership)."""
+def switch_user(cfg):
+    """In the worker: drop to ``--user``/``--group`` (and their groups)."""
     if cfg.group is None and cfg.user is None:
         return
     import grp
@@ -3916,7 +4554,6 @@ def switch_user(cfg, heartbeat_fd):
             gid = entry.pw_gid
         if cfg.initgroups:
             os.initgroups(entry.pw_name, gid)
-    os.fchown(heartbeat_fd, -1 if uid is None else uid, -1 if gid is None else gid)
     if gid is not None:
         os.setgid(gid)
     if uid is not None:
