@@ -2054,7 +2054,7 @@ class Worker:
         self.environ_keys = dict(HEADER_KEYS)   # header name -> environ key
         self.base_environ = {}
         self.scratch = None             # made in serve(): see Connection.read_body()
-        self.body_memory = MemoryBudget(cfg.body_memory_limit)
+        self.body_memory = BodyMemory(cfg.body_memory_limit, cfg.body_buffer_size, cfg.threads)
         self.secure_headers = secure_header_keys(cfg)
         self.max_head = 0
 
@@ -2995,14 +2995,21 @@ def threading_ident():
     return thread.get_ident() if thread else 0
 
 
-class MemoryBudget:
-    """Bytes that one worker may hold in memory for a purpose (request
-    bodies), over all its connections together."""
+class BodyMemory:
+    """Where one worker keeps request bodies in memory: at most
+    --body-memory-limit bytes over all its connections. A large body gets
+    an mmap of --body-buffer-size, and one such buffer per app slot is kept
+    for the next bodies: pages that the socket fills again are already
+    there (faulting fresh pages in cost more than receiving the bytes),
+    and the worker never holds more than those few buffers."""
 
-    __slots__ = ("left",)
+    __slots__ = ("left", "buffer_size", "keep", "free")
 
-    def __init__(self, size):
-        self.left = size
+    def __init__(self, limit, buffer_size, keep):
+        self.left = limit
+        self.buffer_size = buffer_size
+        self.keep = keep
+        self.free = []
 
     def take(self, size):
         if size > self.left:
@@ -3013,6 +3020,21 @@ class MemoryBudget:
     def give(self, size):
         self.left += size
 
+    def buffer(self, size):
+        """A buffer for a body of ``size`` bytes (taken already)."""
+        if size < MMAP_BODY_SIZE or size > self.buffer_size:
+            return bytearray(size)
+        if self.free:
+            return self.free.pop()
+        return mmap.mmap(-1, self.buffer_size, flags=mmap.MAP_PRIVATE)
+
+    def recycle(self, buffer):
+        if type(buffer) is mmap.mmap:
+            if len(self.free) < self.keep:
+                self.free.append(buffer)
+            else:
+                buffer.close()
+
 
 class IncomingBody:
     """A request body as it arrives in the loop: de-chunked, counted against
@@ -3021,15 +3043,14 @@ class IncomingBody:
     and otherwise in an unlinked temporary file. Once it is complete,
     ``wsgi_input()`` is the app's wsgi.input.
 
-    A body of known size that is kept in memory gets one buffer of its
-    size, which the socket fills directly (``view``): no copy, and no
-    growth. A large one is an anonymous mmap, whose pages go back to the
-    system when the request ends (from the heap, they stayed for good)."""
+    A body of known size that is kept in memory gets one buffer (see
+    BodyMemory), which the socket fills directly (``view``): no copy, and
+    no growth."""
 
     __slots__ = ("left", "decoder", "memory", "view", "filled", "file", "received", "limit",
                  "memory_limit", "directory", "budget", "reserved")
 
-    def __init__(self, request, cfg, budget):
+    def __init__(self, request, cfg, memory):
         self.left = request.content_length      # None when chunked
         self.decoder = ChunkedDecoder(cfg) if request.chunked else None
         self.memory = io.BytesIO()
@@ -3040,15 +3061,14 @@ class IncomingBody:
         self.limit = cfg.limit_request_body
         self.memory_limit = cfg.body_buffer_size
         self.directory = cfg.tmp_upload_dir
-        self.budget = budget
-        self.reserved = 0               # of the budget
+        self.budget = memory             # the worker's BodyMemory
+        self.reserved = 0               # bytes of it this body holds
         length = request.content_length
         if length is not None:
-            if length <= self.memory_limit and budget.take(length):
+            if length <= self.memory_limit and memory.take(length):
                 self.reserved = length
-                self.memory = bytearray(length) if length < MMAP_BODY_SIZE else \
-                    mmap.mmap(-1, length)
-                self.view = memoryview(self.memory)
+                self.memory = memory.buffer(length)
+                self.view = memoryview(self.memory)[:length]
             else:
                 self.spill()
 
@@ -3118,8 +3138,8 @@ class IncomingBody:
         if self.view is not None:
             self.view.release()
             self.view = None
-        if type(self.memory) is mmap.mmap:
-            self.memory.close()
+        if self.memory is not None and type(self.memory) is not io.BytesIO:
+            self.budget.recycle(self.memory)
         if self.file is not None:
             self.file.close()
         self.memory = None
