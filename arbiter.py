@@ -1965,6 +1965,8 @@ NEVER = float("inf")
 READ = selectors.EVENT_READ
 WRITE = selectors.EVENT_WRITE
 HEAD, BODY, APP, SEND = "head", "body", "app", "send"
+# Pipelined requests one connection gets served before the others' turn.
+PIPELINE_TURN = 8
 
 
 def io_deadline(started, timeout, transferred, min_rate):
@@ -2043,6 +2045,7 @@ class Worker:
         self.timed_out = set()          # connections whose app thread is past --timeout
         self.waiting = collections.deque()      # (conn, request) until a thread is free
         self.handed_back = collections.deque()  # connections the app threads are done with
+        self.pipelined = collections.deque()    # connections with requests still waiting
         self.app_queue = None           # threaded: what the app threads take work from
         self.idle_threads = 0
         self.wake_pipe = None
@@ -2161,7 +2164,9 @@ class Worker:
                 self.tick(now)
             if log.access_pending:
                 log.flush_access()
-            for key, events in select_(DRAIN_IDLE_GRACE if self.draining else HEARTBEAT_INTERVAL):
+            timeout = 0 if self.pipelined else \
+                DRAIN_IDLE_GRACE if self.draining else HEARTBEAT_INTERVAL
+            for key, events in select_(timeout):
                 data = key.data
                 if data is ACCEPT:
                     self.accept(key.fileobj)
@@ -2177,6 +2182,10 @@ class Worker:
                     self.serve_connection(data)
                 else:
                     self.send_rest(data)
+            for _ in range(len(self.pipelined)):
+                conn = self.pipelined.popleft()
+                if not conn.closed and conn.stage is HEAD:
+                    self.serve_connection(conn)
 
     def tick(self, now):
         """Once a second: heartbeat, orphan check, deadlines, app timeouts."""
@@ -2348,8 +2357,10 @@ class Worker:
     def serve_connection(self, conn):
         """In the loop: act on what has arrived on ``conn``. Each complete
         request goes to an app slot (in sync mode the loop runs it at once);
-        then the next one, until one is incomplete or the output backs up."""
-        while True:
+        then the next one, until one is incomplete or the output backs up.
+        A deep pipeline gets PIPELINE_TURN requests, then waits its turn
+        behind the other connections' events."""
+        for _ in range(PIPELINE_TURN):
             try:
                 request = self.read_request(conn)
             except ClientGone:
@@ -2368,6 +2379,7 @@ class Worker:
             self.run_request(conn, request)
             if not self.finish_request(conn) or not conn.has_pending():
                 return
+        self.pipelined.append(conn)
 
     def read_request(self, conn):
         """The next complete request on ``conn`` (head and body), or None
