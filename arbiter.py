@@ -257,6 +257,16 @@ class ConfigError(Exception):
     """A setting, a config file or the command line is wrong."""
 
 
+class SettingError(ConfigError):
+    """One setting's value is wrong (load_config names the flag when the
+    value came from the command line)."""
+
+    def __init__(self, name, problem):
+        super().__init__("%s: %s" % (name, problem))
+        self.name = name
+        self.problem = problem
+
+
 class AppImportError(Exception):
     """The application named on the command line can not be loaded."""
 
@@ -398,6 +408,16 @@ def to_str_list(value):
     return to_list(value)
 
 
+def to_env_list(value):
+    """``raw_env``: KEY=VALUE strings; empty ones are skipped (a config file's
+    ``os.environ.get("EXTRA", "").split(",")`` gives one)."""
+    items = [item for item in to_str_list(value) if item.strip()]
+    for item in items:
+        if "=" not in item:
+            raise ConfigError("not KEY=VALUE: %r" % item)
+    return items
+
+
 def to_dict(value):
     if isinstance(value, dict):
         return dict(value)
@@ -422,6 +442,25 @@ def to_callable(value):
     if not callable(value):
         raise ConfigError("not callable: %r" % (value,))
     return value
+
+
+# The worker classes of gunicorn that this server provides, by every name
+# gunicorn accepts for them. "gthread" is the sync worker with --threads
+# app slots (gunicorn runs a sync worker with threads > 1 as gthread, too).
+WORKER_CLASSES = {
+    "sync": "sync", "#sync": "sync", "egg:gunicorn#sync": "sync",
+    "gunicorn.workers.sync.SyncWorker": "sync",
+    "gthread": "gthread", "#gthread": "gthread", "egg:gunicorn#gthread": "gthread",
+    "gunicorn.workers.gthread.ThreadWorker": "gthread",
+}
+
+
+def to_worker_class(value):
+    """gunicorn's names of the workers that exist here -> "sync" or
+    "gthread"; another class is kept as given (load_config warns, and the
+    sync worker serves)."""
+    value = to_str(value)
+    return WORKER_CLASSES.get(value, value)
 
 
 def ignored(value):
@@ -465,8 +504,9 @@ SETTINGS = (
     Setting("backlog", ("--backlog",), 2048, to_int, "The listen queue length."),
     Setting("workers", ("-w", "--workers"), default_workers, to_workers,
             "Number of worker processes, or 'auto' for the CPUs this container may use."),
-    Setting("worker_class", ("-k", "--worker-class"), "sync", to_str,
-            "Worker type: only 'sync' is available."),
+    Setting("worker_class", ("-k", "--worker-class"), "sync", to_worker_class,
+            "Worker type: 'sync' or 'gthread' (sync with --threads app slots); "
+            "others (gevent, uvicorn, ...) warn and run as 'sync'."),
     Setting("worker_connections", ("--worker-connections",), 1000, to_int,
             "Most connections one worker keeps open (idle keep-alive ones included)."),
     Setting("max_requests", ("--max-requests",), 0, to_int,
@@ -501,6 +541,9 @@ SETTINGS = (
             "Check the configuration and the app, then exit."),
     Setting("print_config", ("--print-config",), False, to_bool,
             "Print the resolved settings, then exit."),
+    Setting("strict_config", ("--strict-config",), False, to_bool,
+            "A name in the config file that is not a setting but close to one "
+            "(a likely typo) is an error, not a warning."),
     Setting("preload_app", ("--preload",), False, to_bool,
             "Load the app in the master before forking the workers."),
     Setting("sendfile", ("--no-sendfile",), True, to_bool,
@@ -508,7 +551,8 @@ SETTINGS = (
     Setting("reuse_port", ("--reuse-port",), False, to_bool, "Set SO_REUSEPORT on listeners."),
     Setting("chdir", ("--chdir",), None, to_str, "Change to this directory before loading the app."),
     Setting("daemon", ("-D", "--daemon"), False, to_bool, "Detach from the terminal."),
-    Setting("raw_env", ("-e", "--env"), [], to_str_list, "Set KEY=VALUE in the environment. Repeatable."),
+    Setting("raw_env", ("-e", "--env"), [], to_env_list,
+            "Set KEY=VALUE in the environment. Repeatable."),
     Setting("pidfile", ("-p", "--pid"), None, to_str, "Write the master's pid to this file."),
     Setting("worker_tmp_dir", ("--worker-tmp-dir",), None, to_str,
             "Directory for the workers' heartbeat files."),
@@ -677,12 +721,16 @@ class Config:
         setting = SETTINGS_BY_NAME.get(name)
         if setting is None:
             raise ConfigError("unknown setting %r%s" % (name, did_you_mean(name)))
-        if setting.convert is ignored:
-            self.warnings.append("setting %r has no effect in arbiter.py; ignored" % name)
         try:
-            setattr(self, name, setting.convert(value))
+            value = setting.convert(value)
         except ConfigError as exc:
-            raise ConfigError("%s: %s" % (name, exc)) from None
+            raise SettingError(name, str(exc)) from None
+        # Set to its default (``threads = 1``), a setting that means nothing
+        # here changes nothing either: no warning.
+        if setting.convert is ignored and value != setting.default and \
+                str(value) != str(setting.default):
+            self.warnings.append("setting %r has no effect in arbiter.py; ignored" % name)
+        setattr(self, name, value)
 
     @property
     def name(self):
@@ -876,21 +924,22 @@ def read_config_file(path):
 
 
 def apply_config_file(cfg, path):
+    """Set every setting the file names. Other names are the file's own
+    helpers (gunicorn ignores them: images such as uvicorn-gunicorn-docker
+    define ``use_loglevel`` next to ``loglevel``); those close to a setting
+    or hook name are returned as (name, hint) for load_config, which warns
+    about them, or refuses them under --strict-config."""
+    suspicious = []
     for name, value in read_config_file(path).items():
         if name in SETTINGS_BY_NAME:
             cfg.set(name, value)
         elif isinstance(value, (type(os), type)):
             continue  # an import, or a class the file uses for itself
-        elif callable(value):
-            close = closest_setting(name)
-            if close and SETTINGS_BY_NAME[close].convert is to_callable:
-                raise ConfigError("unknown hook %r in %s (did you mean %r?)"
-                                  % (name, path, close))
         else:
-            hint = did_you_mean(name)
-            if hint:
-                raise ConfigError("unknown setting %r in %s%s" % (name, path, hint))
-            cfg.warnings.append("%s: %r is not a setting; ignored" % (path, name))
+            close = closest_setting(name)
+            if close and callable(value) == (SETTINGS_BY_NAME[close].convert is to_callable):
+                suspicious.append((name, close))
+    return suspicious
 
 
 def load_config(argv=None, environ=None, config=None):
@@ -909,19 +958,54 @@ def load_config(argv=None, environ=None, config=None):
         path = "gunicorn.conf.py"
     cli.pop("config", None)
     from_env.pop("config", None)
+    suspicious = []
     if path:
-        apply_config_file(cfg, path)
+        suspicious = apply_config_file(cfg, path)
         cfg.config = path if path.startswith("python:") else os.path.abspath(path)
     app_uri = cfg.wsgi_app
     for given in (from_env, cli):
-        app_uri = given.pop("app_uri", None) or app_uri
+        if given.get("app_uri") is not None:
+            app_uri = given.pop("app_uri")
         for name, value in given.items():
-            cfg.set(name, value)
+            set_from_command_line(cfg, name, value)
+    for name, close in suspicious:
+        kind = "hook" if SETTINGS_BY_NAME[close].convert is to_callable else "setting"
+        message = "%s: %r is not a %s (did you mean %r?)" % (path, name, kind, close)
+        if cfg.strict_config:
+            raise ConfigError(message)
+        cfg.warnings.append(message + "; ignored")
+    if app_uri is not None and not app_uri.strip():
+        raise ConfigError("the app name is empty (an unset variable in the command line?); "
+                          "name one as MODULE:NAME")
     cfg.app_uri = app_uri
-    if cfg.worker_class not in ("sync", "gunicorn.workers.sync.SyncWorker"):
-        raise ConfigError("worker class %r is not available: arbiter.py has one worker, "
-                          "'sync' (see README, 'Differences from gunicorn')" % cfg.worker_class)
+    if cfg.worker_class not in WORKER_CLASSES.values():
+        cfg.warnings.append("worker class %r is not available in arbiter.py; the sync worker "
+                            "serves instead (see README, 'Differences from gunicorn')"
+                            % cfg.worker_class)
+        cfg.worker_class = "sync"
     return cfg
+
+
+# The settings gunicorn's argparse parser reads with ``type=int``: a value
+# that is not an integer is a usage error there (exit status 2).
+INTEGER_FLAG_CONVERTERS = (to_int, to_workers)
+
+
+def set_from_command_line(cfg, name, value):
+    """cfg.set() for a value given on the command line (or in
+    $GUNICORN_CMD_ARGS), whose errors name the flag, as argparse would."""
+    convert = SETTINGS_BY_NAME[name].convert
+    if convert in INTEGER_FLAG_CONVERTERS and isinstance(value, str) and \
+            not (convert is to_workers and value.strip().lower() == "auto"):
+        try:
+            int(value, 0)
+        except ValueError:
+            raise UsageError("argument %s: invalid int value: %r"
+                             % (flag_names(name), value)) from None
+    try:
+        cfg.set(name, value)
+    except SettingError as exc:
+        raise ConfigError("argument %s: %s" % (flag_names(name), exc.problem)) from None
 
 
 def cpu_quota():
@@ -1049,7 +1133,7 @@ class Arbiter:
             self.listeners = create_listeners(self.cfg, self.log)
         for listener in self.listeners:
             self.log.info("Listening at: %s (%s)", listener_url(listener), self.pid)
-        self.log.info("Using worker: sync")
+        self.log.info("Using worker: %s", self.cfg.worker_class)
         for warning in self.cfg.warnings:
             self.log.warning("%s", warning)
         self.scoreboard = Scoreboard()
@@ -3942,10 +4026,8 @@ def prepare_process(cfg):
     """In the master before anything else: directory, environment, sys.path."""
     if cfg.chdir:
         os.chdir(cfg.chdir)
-    for item in cfg.raw_env:
-        key, equals, value = item.partition("=")
-        if not equals:
-            raise ConfigError("--env needs KEY=VALUE, not %r" % item)
+    for item in cfg.raw_env:     # checked by to_env_list: KEY=VALUE
+        key, _, value = item.partition("=")
         os.environ[key] = value
     for path in reversed(to_list(cfg.pythonpath)):
         sys.path.insert(0, path)
