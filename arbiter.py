@@ -401,6 +401,27 @@ def to_list(value):
     raise ConfigError("not a list of strings: %r" % (value,))
 
 
+class AddressList(list):
+    """``forwarded_allow_ips``, ``proxy_allow_ips``: addresses as strings
+    (matched as such, the fast path), and ``networks``, the CIDR entries
+    (``10.0.0.0/8``, ``fd00::/8``) parsed once, here, as gunicorn allows."""
+
+    def __init__(self, items=()):
+        super().__init__(items)
+        self.networks = ()
+        cidrs = [item for item in self if "/" in item]
+        if cidrs:
+            import ipaddress
+            try:
+                self.networks = tuple(ipaddress.ip_network(item) for item in cidrs)
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
+
+
+def to_address_list(value):
+    return AddressList(to_list(value))
+
+
 def to_str_list(value):
     """A list of strings where a plain string is one item (binds, env)."""
     if isinstance(value, str):
@@ -483,7 +504,7 @@ def default_bind(environ):
 
 
 def default_forwarded_allow_ips(environ):
-    return to_list(environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1"))
+    return to_address_list(environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1"))
 
 
 Setting = collections.namedtuple("Setting", "name flags default convert help")
@@ -569,7 +590,8 @@ SETTINGS = (
                                           "X-FORWARDED-SSL": "on"}, to_dict,
             "Headers (from trusted proxies) that mean the request came over https."),
     Setting("forwarded_allow_ips", ("--forwarded-allow-ips",), default_forwarded_allow_ips,
-            to_list, "Proxies trusted for secure_scheme_headers and forwarder headers ('*': all)."),
+            to_address_list, "Proxies (addresses or CIDR networks) trusted for "
+            "secure_scheme_headers and forwarder headers ('*': all)."),
     Setting("forwarder_headers", ("--forwarder-headers",), ["SCRIPT_NAME", "PATH_INFO"],
             to_list, "Header names (with '_') that a trusted proxy may use to set these "
             "environ keys, e.g. SCRIPT_NAME."),
@@ -617,8 +639,8 @@ SETTINGS = (
     Setting("proxy_protocol", ("--proxy-protocol",), "off",
             to_choice("off", "v1", "v2", "auto"),
             "Expect a PROXY protocol header: off, v1, v2 or auto (optional, either version)."),
-    Setting("proxy_allow_ips", ("--proxy-allow-from",), ["127.0.0.1", "::1"], to_list,
-            "Addresses allowed to send a PROXY protocol header ('*': all)."),
+    Setting("proxy_allow_ips", ("--proxy-allow-from",), ["127.0.0.1", "::1"], to_address_list,
+            "Addresses or CIDR networks allowed to send a PROXY protocol header ('*': all)."),
     Setting("certfile", ("--certfile",), None, to_str, "TLS certificate file (PEM)."),
     Setting("keyfile", ("--keyfile",), None, to_str, "TLS private key file (PEM)."),
     Setting("ca_certs", ("--ca-certs",), None, to_str, "CA certificates to verify clients."),
@@ -3240,7 +3262,8 @@ def build_environ(request, conn, worker):
         environ["HTTP_HOST"] = request.host
     if conn.trusted:
         apply_proxy_headers(environ, worker.secure_headers)
-        environ.update(request.forwarded)
+        if request.forwarded:
+            apply_forwarded_fields(environ, request)
     return environ
 
 
@@ -3250,10 +3273,49 @@ def is_trusted_proxy(peer, cfg):
 
 
 def is_allowed(peer, allowed):
-    """Is the peer in a list of addresses ('*': any; a unix socket is local)?"""
+    """Is the peer in a list of addresses or networks ('*': any; a unix
+    socket is local)?"""
     if not isinstance(peer, tuple):
         return True
-    return "*" in allowed or peer[0] in allowed
+    if "*" in allowed or peer[0] in allowed:
+        return True
+    networks = getattr(allowed, "networks", ())
+    return bool(networks) and in_networks(peer[0], networks)
+
+
+def in_networks(address, networks):
+    """Is an address in one of the networks? An IPv4 client on a dual-stack
+    socket (``::ffff:10.1.2.3``) is matched as the IPv4 address it is."""
+    import ipaddress
+    try:
+        ip = ipaddress.ip_address(address.partition("%")[0])
+    except ValueError:
+        return False
+    if ip.version == 6 and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return any(ip in network for network in networks)
+
+
+def apply_forwarded_fields(environ, request):
+    """``forwarder_headers`` from a trusted proxy set their environ keys. A
+    SCRIPT_NAME (where the proxy mounts the app) also comes off the front
+    of PATH_INFO, unless the proxy sent PATH_INFO as well: ``GET /pre/env``
+    with ``SCRIPT_NAME: /pre`` is SCRIPT_NAME ``/pre``, PATH_INFO ``/env``.
+    A path outside that prefix is a 400 (gunicorn answers 500)."""
+    fields = dict(request.forwarded)
+    script_name = fields.get("SCRIPT_NAME", "").rstrip("/")
+    if script_name and "PATH_INFO" not in fields:
+        path = request.path
+        if "%" in path:
+            from urllib.parse import unquote_to_bytes
+            path = unquote_to_bytes(path).decode("latin-1")
+        rest = path[len(script_name):]
+        if not path.startswith(script_name) or rest[:1] not in ("", "/"):
+            raise BadRequest("the path is not under the SCRIPT_NAME the proxy sent")
+        fields["PATH_INFO"] = rest
+    if "SCRIPT_NAME" in fields:
+        fields["SCRIPT_NAME"] = script_name
+    environ.update(fields)
 
 
 def secure_header_keys(cfg):

@@ -1485,10 +1485,72 @@ def test_build_environ_underscore_header_can_not_spoof(pair, listener):
 def test_build_environ_proxy_headers_only_from_trusted_peers(pair, listener, monkeypatch,
                                                             peer, scheme, script_name):
     monkeypatch.delenv("SCRIPT_NAME", raising=False)
-    head = b"GET /x HTTP/1.1\r\nHost: h\r\nX-Forwarded-Proto: https\r\nScript_Name: /mnt"
+    head = b"GET /mnt/x HTTP/1.1\r\nHost: h\r\nX-Forwarded-Proto: https\r\nScript_Name: /mnt"
     environ, worker = make_environ(pair, listener, head, peer=peer)
     assert environ["wsgi.url_scheme"] == scheme
     assert environ["SCRIPT_NAME"] == script_name
+    assert environ["PATH_INFO"] == ("/x" if script_name else "/mnt/x")
+
+
+@pytest.mark.parametrize("target, fields, script_name, path_info", [
+    ("/pre/env", "Script_Name: /pre", "/pre", "/env"),
+    ("/pre", "Script_Name: /pre", "/pre", ""),
+    ("/pre/", "Script_Name: /pre/", "/pre", "/"),
+    ("/pre%20x/a%2Fb", "Script_Name: /pre x", "/pre x", "/a/b"),
+    ("/", "Script_Name: /", "", "/"),
+    ("/pre/env?q=1", "Script_Name: /pre", "/pre", "/env"),
+    # The proxy sent PATH_INFO too: both as sent.
+    ("/pre/env", "Script_Name: /pre\r\nPath_Info: /other", "/pre", "/other"),
+    # Outside the prefix: a 400.
+    ("/prefix/env", "Script_Name: /pre", None, None),
+    ("/other", "Script_Name: /pre", None, None),
+])
+def test_build_environ_script_name_from_a_trusted_proxy_leaves_path_info(
+        pair, listener, monkeypatch, target, fields, script_name, path_info):
+    monkeypatch.setenv("SCRIPT_NAME", "/from-the-environment")   # the proxy's wins
+    head = ("GET %s HTTP/1.1\r\nHost: h\r\n%s" % (target, fields)).encode()
+    if script_name is None:
+        with pytest.raises(arbiter.BadRequest) as info:
+            make_environ(pair, listener, head, peer=("127.0.0.1", 4000))
+        assert info.value.status == 400
+        return
+    environ, _ = make_environ(pair, listener, head, peer=("127.0.0.1", 4000))
+    assert (environ["SCRIPT_NAME"], environ["PATH_INFO"]) == (script_name, path_info)
+
+
+@pytest.mark.parametrize("allowed, peer, trusted", [
+    ("10.0.0.0/8", "10.20.30.40", True),
+    ("10.0.0.0/8", "11.0.0.1", False),
+    ("192.0.2.7, 10.0.0.0/8", "192.0.2.7", True),       # exact addresses still match
+    ("172.16.0.0/12", "::ffff:172.20.0.5", True),       # IPv4 on a dual-stack socket
+    ("fd00::/8", "fd12:3456::1", True),
+    ("fd00::/8", "fe80::1", False),
+    ("10.0.0.0/8", "not-an-address", False),
+    ("*", "203.0.113.1", True),
+])
+def test_forwarded_allow_ips_and_proxy_allow_ips_take_networks(allowed, peer, trusted):
+    cfg = make_cfg(forwarded_allow_ips=allowed, proxy_allow_ips=allowed)
+    assert arbiter.is_trusted_proxy((peer, 5000), cfg) is trusted
+    assert arbiter.is_allowed((peer, 5000), cfg.proxy_allow_ips) is trusted
+    cfg = arbiter.Config({"FORWARDED_ALLOW_IPS": allowed})          # the environment's
+    assert arbiter.is_trusted_proxy((peer, 5000), cfg) is trusted
+
+
+@pytest.mark.parametrize("value", ["10.0.0.1/8", "10.0.0.0/33", "fd00::/200"])
+def test_a_network_with_host_bits_or_a_bad_prefix_is_refused(value):
+    with pytest.raises(arbiter.ConfigError, match="forwarded_allow_ips"):
+        make_cfg(forwarded_allow_ips=value)
+
+
+def test_ipaddress_is_imported_only_for_a_network(tmp_path):
+    # -S: without site, whose .pth files may import it on their own.
+    code = ("import sys; sys.path.insert(0, %r); import arbiter\n"
+            "arbiter.load_config([], {}); print('ipaddress' in sys.modules)\n"
+            "arbiter.load_config(['--forwarded-allow-ips', '10.0.0.0/8'], {})\n"
+            "print('ipaddress' in sys.modules)\n" % os.path.dirname(ARBITER))
+    result = subprocess.run([sys.executable, "-S", "-c", code], cwd=str(tmp_path),
+                            stdout=subprocess.PIPE, universal_newlines=True, timeout=20)
+    assert result.stdout.split() == ["False", "True"]
 
 
 def test_build_environ_contradictory_scheme_headers_from_a_proxy(pair, listener):
@@ -1902,7 +1964,8 @@ import os
 
 def app(environ, start_response):
     if environ["PATH_INFO"] == "/env":
-        keys = ("REMOTE_ADDR", "REMOTE_PORT", "wsgi.url_scheme", "HTTP_USER_AGENT")
+        keys = ("REMOTE_ADDR", "REMOTE_PORT", "wsgi.url_scheme", "HTTP_USER_AGENT",
+                "SCRIPT_NAME", "PATH_INFO", "CONTENT_LENGTH")
         body = json.dumps({key: environ.get(key) for key in keys}).encode()
     else:
         body = ("pid=%d ppid=%d" % (os.getpid(), os.getppid())).encode()
@@ -2905,6 +2968,35 @@ def test_proxy_protocol_v1(servers):
         assert status_code(raw_exchange(port, bad)) == 400, bad
     # Without a header at all: 400 too (v1 is required).
     assert status_code(raw_exchange(port, b"GET /env HTTP/1.1\r\n\r\n")) == 400
+
+
+def get_from(source, port, path, headers):
+    """GET on a connection from the local address ``source`` (any 127/8
+    address is ours on Linux): (status, JSON body or raw bytes)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10,
+                                  source_address=(source, 0)) as sock:
+        sock.sendall(("GET %s HTTP/1.1\r\nHost: h\r\nConnection: close\r\n%s\r\n"
+                      % (path, "".join("%s: %s\r\n" % item for item in headers.items())))
+                     .encode())
+        response = b"".join(iter(lambda: sock.recv(65536), b""))
+    body = response_body(response)
+    return status_code(response), json.loads(body.decode()) if body[:1] == b"{" else body
+
+
+def test_a_trusted_proxy_network_sets_the_scheme_and_mounts_the_app(servers):
+    # $FORWARDED_ALLOW_IPS as a network that holds 127.0.0.2 but not 127.0.0.1.
+    proc, port = servers.start(["-w", "1"], env=server_env(FORWARDED_ALLOW_IPS="127.0.0.2/31"))
+    headers = {"X-Forwarded-Proto": "https", "SCRIPT_NAME": "/pre"}
+    status, environ = get_from("127.0.0.2", port, "/pre/env", headers)
+    assert status == 200, environ
+    assert environ["wsgi.url_scheme"] == "https"
+    assert (environ["SCRIPT_NAME"], environ["PATH_INFO"]) == ("/pre", "/env")
+    assert get_from("127.0.0.3", port, "/other", headers)[0] == 400    # outside /pre
+    # Not in the network: the fields are nobody's business.
+    status, environ = get_from("127.0.0.1", port, "/env", headers)
+    assert (environ["wsgi.url_scheme"], environ["SCRIPT_NAME"]) == ("http", "")
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=10) == 0
 
 
 @pytest.mark.parametrize("mode", ["v2", "auto"])
