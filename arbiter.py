@@ -1080,8 +1080,10 @@ class Arbiter:
         self.ssl_context = None
         self.systemd = False
         self.workers = {}               # pid -> SyncWorker
+        self.worker_class = SyncWorker  # gunicorn's attribute: the class of the workers
         self.worker_age = 0
         self.num_workers = cfg.workers
+        self.logged_worker_count = None     # the last "N workers" debug line
         self.generation = 0             # workers of an older one are replaced
         self.previous_generation = 0
         self.signal_queue = collections.deque()
@@ -1101,6 +1103,29 @@ class Arbiter:
     @property
     def proc_name(self):
         return self.cfg.name + (".2" if self.master_pid else "")
+
+    # gunicorn's names of the master's state, which hooks use (its own
+    # examples/when_ready.conf.py watches ``server.WORKERS`` from a thread).
+    # Upper case for the sake of those hooks.
+
+    @property
+    def WORKERS(self):
+        """pid -> worker, the same dict as ``workers``."""
+        return self.workers
+
+    @property
+    def LISTENERS(self):
+        return self.listeners
+
+    @property
+    def timeout(self):
+        return self.cfg.timeout
+
+    @property
+    def address(self):
+        """The ``bind`` addresses as gunicorn's cfg.address has them:
+        (host, port), a unix socket's path, or an fd's number."""
+        return [parse_address(address)[1] for address in self.cfg.bind]
 
     # -- run/start ---------------------------------------------------------
 
@@ -1142,6 +1167,7 @@ class Arbiter:
             self.master_name = "Master.2"
         self.pid = os.getpid()
         set_process_title("master [%s]" % self.proc_name)
+        self.call_hook("nworkers_changed", self, self.num_workers, None)   # as gunicorn does
         self.call_hook("on_starting", self)
         self.init_signals()
         if self.cfg.pidfile:
@@ -1429,6 +1455,10 @@ class Arbiter:
         keep_outdated = max(0, self.num_workers - booted_current)
         for worker in outdated[:max(0, len(outdated) - keep_outdated)]:
             self.retire_worker(worker)
+        count = sum(1 for w in self.workers.values() if w.retired_at is None)
+        if count != self.logged_worker_count:
+            self.logged_worker_count = count
+            self.log.debug("%d workers", count)
 
     def spawn_worker(self):
         """Fork one worker. In the child this never returns: os._exit()."""

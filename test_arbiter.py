@@ -2781,6 +2781,7 @@ def post_request(worker, req, environ, resp): record("post_request %s" % resp.st
 def worker_exit(server, worker): record("worker_exit")
 def child_exit(server, worker): record("child_exit")
 def on_exit(server): record("on_exit")
+def nworkers_changed(server, new, old): record("nworkers_changed %s %s" % (new, old))
 '''
 
 
@@ -2793,9 +2794,74 @@ def test_hooks_run_in_order_with_gunicorns_signatures(core, tmp_path):
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=10) == 0
     assert read_text(tmp_path / "hooks.txt").split("\n") == [
-        "on_starting", "when_ready", "pre_fork", "post_fork", "post_worker_init",
+        "nworkers_changed 1 None", "on_starting", "when_ready", "pre_fork", "post_fork", "post_worker_init",
         "pre_request GET /x", "post_request 200 OK", "worker_exit", "child_exit",
         "on_exit", ""]
+
+
+# The facts of gunicorn's examples/when_ready.conf.py: when_ready starts a
+# daemon thread in the master that, every server.timeout / 2 seconds, reads
+# each worker's memory use from server.WORKERS and stops the workers over a
+# limit with server.kill_worker(pid, signal.SIGTERM), logging through
+# server.log. Here the limit is 1 kB, so the first worker it sees is stopped,
+# the interval is a tenth of that, and the thread stops after one kill.
+WHEN_READY_CONF = r'''
+import signal
+import threading
+import time
+
+MAX_KB = 1
+
+
+class MemoryWatch(threading.Thread):
+
+    def __init__(self, server, max_kb):
+        super().__init__(daemon=True)
+        self.server = server
+        self.max_kb = max_kb
+        self.interval = server.timeout / 20
+
+    def rss_kb(self, pid):
+        try:
+            with open("/proc/%d/status" % pid) as f:
+                return int(next(l for l in f if l.startswith("VmRSS:")).split()[1])
+        except (OSError, StopIteration, ValueError):
+            return -1
+
+    def run(self):
+        while True:
+            for pid, worker in list(self.server.WORKERS.items()):
+                if self.rss_kb(pid) > self.max_kb:
+                    self.server.log.info("Pid %s killed (memory usage > %s)", pid, self.max_kb)
+                    self.server.kill_worker(pid, signal.SIGTERM)
+                    return
+            time.sleep(self.interval)
+
+
+def when_ready(server):
+    server.log.info("hook api: timeout=%s listeners=%d address=%r num_workers=%d class=%s",
+                    server.timeout, len(server.LISTENERS), server.address,
+                    server.num_workers, server.worker_class.__name__)
+    MemoryWatch(server, MAX_KB).start()
+'''
+
+
+def test_gunicorns_when_ready_memory_watch_example_works(core, tmp_path):
+    (tmp_path / "when_ready.conf.py").write_text(WHEN_READY_CONF)
+    sock = core.listen()
+    proc, port = core.start(["-w", "2", "-t", "4", "-c", "when_ready.conf.py"], sock=sock,
+                            app="coreapp:app")
+    log = wait_for_log(core.log, re.compile(r"Pid (\d+) killed \(memory usage > 1\)"))
+    assert "hook api: timeout=4 listeners=1 address=[%d] num_workers=2 class=SyncWorker" \
+        % sock.fileno() in log
+    killed = int(re.search(r"Pid (\d+) killed", log).group(1))
+    wait_for_log(core.log, "Worker (pid:%d) exited" % killed)
+    workers = wait_for(lambda: [w for w in [wait_for_workers(proc.pid, 2)] if killed not in w])
+    assert len(workers[0]) == 2                 # replaced
+    assert served_by(port)[1] == proc.pid
+    assert "Traceback" not in read_text(core.log) and "AttributeError" not in read_text(core.log)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=10) == 0
 
 
 # ---------------------------------------------------------------------------
