@@ -490,7 +490,12 @@ def ignored(value):
 
 
 def no_hook(*args):
-    """The default of every server hook: do nothing."""
+    """The default of every server hook but pre_request: do nothing."""
+
+
+def log_request_start(worker, req):
+    """The default pre_request hook, as gunicorn's: the request at debug level."""
+    worker.log.debug("%s %s", req.method, req.path)
 
 
 def default_workers(environ):
@@ -666,7 +671,7 @@ SETTINGS = (
     Setting("worker_int", (), no_hook, to_callable, "worker_int(worker)"),
     Setting("worker_abort", (), no_hook, to_callable, "worker_abort(worker)"),
     Setting("pre_exec", (), no_hook, to_callable, "pre_exec(server)"),
-    Setting("pre_request", (), no_hook, to_callable, "pre_request(worker, req)"),
+    Setting("pre_request", (), log_request_start, to_callable, "pre_request(worker, req)"),
     Setting("post_request", (), no_hook, to_callable, "post_request(worker, req, environ, resp)"),
     Setting("child_exit", (), no_hook, to_callable, "child_exit(server, worker)"),
     Setting("worker_exit", (), no_hook, to_callable, "worker_exit(server, worker)"),
@@ -1162,6 +1167,7 @@ class Arbiter:
     def start(self):
         """In the master, once: pidfile, listeners, signals, then when_ready."""
         self.log.info("Starting arbiter.py %s", __version__)
+        self.log_configuration()
         if "GUNICORN_PID" in os.environ:
             self.master_pid = int(os.environ["GUNICORN_PID"])
             self.master_name = "Master.2"
@@ -1179,6 +1185,7 @@ class Arbiter:
         self.listeners, self.systemd = inherited_listeners(self.log)
         if not self.listeners:
             self.listeners = create_listeners(self.cfg, self.log)
+        self.log.debug("Arbiter booted")
         for listener in self.listeners:
             self.log.info("Listening at: %s (%s)", listener_url(listener), self.pid)
         self.log.info("Using worker: %s", self.cfg.worker_class)
@@ -1194,6 +1201,13 @@ class Arbiter:
         if not self.master_pid:
             sd_notify("READY=1\nMAINPID=%d\nSTATUS=Serving on %s" % (
                 self.pid, ", ".join(listener_url(s) for s in self.listeners)), self.log)
+
+    def log_configuration(self):
+        """gunicorn's debug lines of the resolved settings (at start and on
+        each reload): "Current configuration:", then "  name: value"."""
+        if self.log.error_log.isEnabledFor(logging.DEBUG):
+            self.log.debug("Current configuration:\n%s", "\n".join(
+                "  %s: %s" % item for item in self.cfg.items()))
 
     def init_signals(self):
         """Signal handlers only record; a byte on the self-pipe wakes sleep()."""
@@ -1370,6 +1384,7 @@ class Arbiter:
                 self.log.setup(old_cfg)
             else:
                 self.cfg = cfg
+                self.log_configuration()
         if self.cfg.bind != old_cfg.bind:
             try:
                 listeners = create_listeners(self.cfg, self.log)
@@ -1656,9 +1671,11 @@ class Arbiter:
     def halt(self, reason=None, exit_status=0, graceful=True):
         """Stop everything, remove the pidfile, run on_exit; the exit status."""
         self.stop(graceful)
-        self.log.info("Shutting down: %s", self.master_name)
+        # A failure is an ERROR, so that it survives --log-level error.
+        log = self.log.info if exit_status == 0 else self.log.error
+        log("Shutting down: %s", self.master_name)
         if reason is not None:
-            self.log.info("Reason: %s", reason)
+            log("Reason: %s", reason)
         if self.pidfile is not None:
             self.pidfile.unlink()
         if self.status_listener is not None:
@@ -3207,15 +3224,13 @@ EMPTY_BODY = Body(EMPTY_READER)  # shared: it never holds a byte
 # ---------------------------------------------------------------------------
 
 class ErrorsStream:
-    """``wsgi.errors``: text written here goes to the error log."""
+    """``wsgi.errors``: text written here goes to the error log as written."""
 
     def __init__(self, log):
         self.log = log
 
     def write(self, text):
-        text = text.rstrip("\n")
-        if text:
-            self.log.error("%s", text)
+        self.log.write_unformatted(text)
 
     def writelines(self, lines):
         for line in lines:
@@ -3892,6 +3907,24 @@ class Log:
         for logger in (self.error_log, self.access_log):
             for handler in logger.handlers:
                 handler.flush()
+
+    def write_unformatted(self, text):
+        """``wsgi.errors``: the app's text goes to the streams of the error
+        log's handlers as written (gunicorn's way: an app that formats its
+        own lines gets no second timestamp and level); through the logger
+        when no handler has a stream (syslog only)."""
+        streams = [handler.stream for handler in self.error_log.handlers
+                   if getattr(handler, "stream", None) is not None]
+        if not streams:
+            if text.strip():
+                self.error("%s", text.rstrip("\n"))
+            return
+        for stream in streams:
+            try:
+                stream.write(text)
+                stream.flush()
+            except (OSError, ValueError):
+                pass
 
     def debug(self, msg, *args):
         self.error_log.debug(msg, *args)

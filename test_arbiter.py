@@ -1055,6 +1055,9 @@ class StandInLog:
             return self._record(level)
         raise AttributeError(level)
 
+    def write_unformatted(self, text):
+        self.lines.append(("unformatted", text))
+
 
 class StandInWorker:
     """The attributes of a SyncWorker that Connection, the body readers,
@@ -1428,7 +1431,8 @@ def test_build_environ_pep3333(pair, listener, monkeypatch):
     environ["wsgi.errors"].write("app trouble\n")
     environ["wsgi.errors"].writelines(["a\n", "\n"])
     environ["wsgi.errors"].flush()
-    assert worker.log.lines == [("error", "app trouble"), ("error", "a")]
+    assert worker.log.lines == [("unformatted", "app trouble\n"), ("unformatted", "a\n"),
+                                ("unformatted", "\n")]
 
 
 def test_build_environ_does_not_share_state_between_requests(pair, listener):
@@ -1967,6 +1971,9 @@ def app(environ, start_response):
         keys = ("REMOTE_ADDR", "REMOTE_PORT", "wsgi.url_scheme", "HTTP_USER_AGENT",
                 "SCRIPT_NAME", "PATH_INFO", "CONTENT_LENGTH")
         body = json.dumps({key: environ.get(key) for key in keys}).encode()
+    elif environ["PATH_INFO"] == "/errors":
+        environ["wsgi.errors"].write("app line, as the app wrote it\n")
+        body = b"written"
     else:
         body = ("pid=%d ppid=%d" % (os.getpid(), os.getppid())).encode()
     start_response("200 OK", [("Content-Type", "text/plain"),
@@ -2726,6 +2733,16 @@ def test_an_app_that_can_not_load_stops_the_server_with_code_4(core, module, exp
     assert log.count("Booting worker") <= 2                    # no restart loop
 
 
+def test_a_halts_reason_is_an_error_and_survives_log_level_error(core):
+    (core.tmp_path / "badapp.py").write_text("x = 1\n")
+    proc, port = core.start(["-w", "1", "--log-level", "error"], app="badapp:app")
+    assert proc.wait(timeout=10) == 4
+    log = read_text(core.log)
+    assert "[ERROR] Shutting down: Master" in log
+    assert "[ERROR] Reason: App failed to load." in log
+    assert "[INFO]" not in log
+
+
 def test_missing_module_names_it(core):
     proc, port = core.start(["-w", "1"], app="no_such_module_here:app")
     assert proc.wait(timeout=10) == 4
@@ -3326,6 +3343,34 @@ def app(environ, start_response):
     start_response("200 OK", [("Content-Length", "2")])
     return [b"ok"]
 '''
+
+
+def test_debug_log_lines_and_wsgi_errors_as_written(servers, tmp_path):
+    errorlog = tmp_path / "error.log"
+    proc, port = servers.start(["-w", "1", "--log-level", "debug",
+                                "--error-logfile", str(errorlog)])
+    assert http_get(port, "/errors") == (200, b"written")
+    log = wait_for_log(errorlog, "[DEBUG] GET /errors")        # the default pre_request
+    assert re.search(r"\[DEBUG\] Current configuration:\n(  \w+: .*\n)+", log), log
+    assert "\n  workers: 1\n" in log and "\n  loglevel: debug\n" in log
+    assert "[DEBUG] Arbiter booted" in log
+    assert "[DEBUG] 1 workers" in log
+    # wsgi.errors: the app's line as it is, no timestamp or level around it.
+    assert "\napp line, as the app wrote it\n" in log, log
+    proc.send_signal(signal.SIGTTIN)
+    wait_for_log(errorlog, "[DEBUG] 2 workers")
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=10) == 0
+
+
+def test_no_debug_lines_at_the_default_level(servers, tmp_path):
+    proc, port = servers.start(["-w", "1"])
+    assert http_get(port, "/errors")[0] == 200
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=10) == 0
+    log = read_text(servers.log)
+    assert "Shutting down: Master" in log and "app line, as the app wrote it" in log
+    assert "[DEBUG]" not in log
 
 
 def test_capture_output_sends_prints_to_the_error_log(servers, tmp_path):
