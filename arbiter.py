@@ -268,7 +268,16 @@ class SettingError(ConfigError):
 
 
 class AppImportError(Exception):
-    """The application named on the command line can not be loaded."""
+    """The application named on the command line can not be loaded.
+
+    ``exit_status`` is the worker's, as in gunicorn: WORKER_BOOT_ERROR (3)
+    when the app's module fails to import, APP_LOAD_ERROR (4) when the
+    module has no such app or the factory fails.
+    """
+
+    def __init__(self, message, exit_status=APP_LOAD_ERROR):
+        super().__init__(message)
+        self.exit_status = exit_status
 
 
 class HTTPError(Exception):
@@ -1035,6 +1044,36 @@ def set_from_command_line(cfg, name, value):
         raise ConfigError("argument %s: %s" % (flag_names(name), exc.problem)) from None
 
 
+def check_before_start(cfg):
+    """In the master, after prepare_process() and before anything is bound
+    or forked: the settings that only the system can check. Each mistake is
+    one ConfigError line (main() exits 1), not a traceback from a worker."""
+    for name, lookup in (("user", "getpwnam"), ("group", "getgrnam")):
+        value = getattr(cfg, name)
+        if value is not None and not value.isdigit():
+            database = __import__("pwd" if name == "user" else "grp")
+            try:
+                getattr(database, lookup)(value)
+            except KeyError:
+                raise ConfigError("No such %s: %r" % (name, value)) from None
+    for what, path in (("error log", cfg.errorlog), ("access log", cfg.accesslog)):
+        if path not in (None, "-"):
+            try:    # what logging.FileHandler is about to do, but with one clear line
+                os.close(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644))
+            except OSError as exc:
+                raise ConfigError("can not write the %s %s: %s" % (what, path, exc.strerror)) \
+                    from None
+    if cfg.pidfile:
+        directory = os.path.dirname(os.path.abspath(cfg.pidfile))
+        if not os.path.isdir(directory):
+            raise ConfigError("the directory of the pidfile %s does not exist" % cfg.pidfile)
+        if not os.access(directory, os.W_OK | os.X_OK):
+            raise ConfigError("can not write the pidfile %s: its directory is not writable"
+                              % cfg.pidfile)
+    for address in cfg.bind + ([cfg.status_bind] if cfg.status_bind else []):
+        parse_address(address)      # a port that is not a number, a name that does not resolve
+
+
 def cpu_quota():
     """The CPUs this process may use: the cgroup quota if one is set (v2
     ``cpu.max``, v1 ``cfs_quota_us``), else the CPUs in its affinity set."""
@@ -1158,6 +1197,8 @@ class Arbiter:
             # Something is broken (a worker can not boot, an address is taken):
             # stop at once; a worker stuck importing the app can not drain.
             return self.halt(exc.reason, exc.exit_status, graceful=False)
+        except ConfigError as exc:
+            return self.halt(str(exc), 1, graceful=False)
         except KeyboardInterrupt:
             return self.halt(graceful=False)
         except Exception:
@@ -1189,6 +1230,10 @@ class Arbiter:
         for listener in self.listeners:
             self.log.info("Listening at: %s (%s)", listener_url(listener), self.pid)
         self.log.info("Using worker: %s", self.cfg.worker_class)
+        if self.app is None and self.cfg.app_uri is None:
+            # gunicorn refuses to start here; say loudly what answers instead.
+            self.log.warning("No application module named (APP_MODULE or wsgi_app): "
+                             "serving the built-in demo app")
         for warning in self.cfg.warnings:
             self.log.warning("%s", warning)
         self.scoreboard = Scoreboard()
@@ -1509,7 +1554,7 @@ class Arbiter:
             exit_code = exc.code if isinstance(exc.code, int) else 1
         except AppImportError as exc:
             self.log.error("%s", exc)
-            exit_code = APP_LOAD_ERROR
+            exit_code = exc.exit_status
         except BaseException:
             self.log.exception("Exception in worker process")
             exit_code = 1 if worker.booted else WORKER_BOOT_ERROR
@@ -3686,12 +3731,14 @@ def load_app(uri):
     except ImportError as exc:
         if exc.name and module_name.startswith(exc.name):
             raise AppImportError("Failed to import %r: No module named %r"
-                                 % (module_name, exc.name)) from None
+                                 % (module_name, exc.name), WORKER_BOOT_ERROR) from None
         raise AppImportError("Failed to import %r:\n%s"
-                             % (module_name, traceback.format_exc())) from None
+                             % (module_name, traceback.format_exc()), WORKER_BOOT_ERROR) \
+            from None
     except Exception:
         raise AppImportError("Failed to import %r:\n%s"
-                             % (module_name, traceback.format_exc())) from None
+                             % (module_name, traceback.format_exc()), WORKER_BOOT_ERROR) \
+            from None
     try:
         app = getattr(module, name)
     except AttributeError:
@@ -3737,7 +3784,7 @@ def load_app_or_halt(cfg, log):
         return load_app(cfg.app_uri)
     except AppImportError as exc:
         log.error("%s", exc)
-        raise HaltServer("App failed to load.", APP_LOAD_ERROR) from None
+        raise HaltServer("App failed to load.", exc.exit_status) from None
 
 
 def prepare_memory_for_fork():
@@ -4170,6 +4217,7 @@ def serve(app, **settings):
     cfg = Config()
     for name, value in settings.items():
         cfg.set(name, value)
+    check_before_start(cfg)
     return Arbiter(cfg, app).run()
 
 
@@ -4179,6 +4227,7 @@ def main(argv=None):
     try:
         cfg = load_config(argv)
         prepare_process(cfg)
+        check_before_start(cfg)
     except UsageError as exc:
         sys.stderr.write("%s\narbiter.py: error: %s\n" % (USAGE, exc))
         return 2
@@ -4196,7 +4245,7 @@ def main(argv=None):
             load_app(cfg.app_uri)
         except AppImportError as exc:
             sys.stderr.write("Error: %s\n" % exc)
-            return APP_LOAD_ERROR
+            return 1        # gunicorn's status for a failed check
         return 0
     if cfg.daemon:
         daemonize(cfg)

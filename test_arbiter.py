@@ -1870,32 +1870,35 @@ def test_load_app_without_a_uri_is_the_demo_app():
     assert arbiter.load_app(None) is arbiter.demo_app
 
 
-@pytest.mark.parametrize("spec, fragments", [
-    ("arbiter_no_such_module_xyz:app", ["arbiter_no_such_module_xyz", "No module named"]),
-    ("arbiter_no_such_module_xyz.sub:app", ["arbiter_no_such_module_xyz"]),
-    ("{m}.nope:app", ["{m}.nope"]),
-    ("{m}:missing", ["'missing'", "{m}"]),
-    ("{m}:missing()", ["'missing'"]),
-    ("{m}:not_callable", ["must be callable"]),
-    ("{m}:nothing", ["None"]),
-    ("{m}:returns_none()", ["returned None"]),
-    ("{m}:factory_raises()", ["factory_raises()", "boom in the factory"]),
-    ("{m}:make_app(x)", ["literal"]),
-    ("{m}:make_app(1 + 1j * x)", ["literal"]),
-    ("{m}:make_app(", ["Failed to parse"]),
-    ("{m}:app.attr", ["Failed to parse"]),
-    ("{m}:app[0]", ["Failed to parse"]),
-    ("{m}:1", ["Failed to parse"]),
-    ("{m}_broken:app", ["{m}_broken", "arbiter_no_such_dependency_xyz"]),
-    ("{m}_raises:app", ["{m}_raises", "boom at import"]),
-    (":app", ["Failed to import"]),
-    ("{m}:make_app({{[]: 1}})", ["literal"]),
+@pytest.mark.parametrize("spec, fragments, exit_status", [
+    ("arbiter_no_such_module_xyz:app", ["arbiter_no_such_module_xyz", "No module named"], 3),
+    ("arbiter_no_such_module_xyz.sub:app", ["arbiter_no_such_module_xyz"], 3),
+    ("{m}.nope:app", ["{m}.nope"], 3),
+    ("{m}:missing", ["'missing'", "{m}"], 4),
+    ("{m}:missing()", ["'missing'"], 4),
+    ("{m}:not_callable", ["must be callable"], 4),
+    ("{m}:nothing", ["None"], 4),
+    ("{m}:returns_none()", ["returned None"], 4),
+    ("{m}:factory_raises()", ["factory_raises()", "boom in the factory"], 4),
+    ("{m}:make_app(x)", ["literal"], 4),
+    ("{m}:make_app(1 + 1j * x)", ["literal"], 4),
+    ("{m}:make_app(", ["Failed to parse"], 4),
+    ("{m}:app.attr", ["Failed to parse"], 4),
+    ("{m}:app[0]", ["Failed to parse"], 4),
+    ("{m}:1", ["Failed to parse"], 4),
+    ("{m}_broken:app", ["{m}_broken", "arbiter_no_such_dependency_xyz"], 3),
+    ("{m}_raises:app", ["{m}_raises", "boom at import"], 3),
+    (":app", ["Failed to import"], 3),
+    ("{m}:make_app({{[]: 1}})", ["literal"], 4),
 ])
-def test_load_app_errors(app_module, spec, fragments):
+def test_load_app_errors(app_module, spec, fragments, exit_status):
     with pytest.raises(arbiter.AppImportError) as info:
         arbiter.load_app(spec.format(m=app_module))
     for fragment in fragments:
         assert fragment.format(m=app_module) in str(info.value)
+    # gunicorn's worker exit status: 3 when the module does not import
+    # (its "Worker failed to boot."), 4 when the app is not in it.
+    assert info.value.exit_status == exit_status
 
 
 # ---------------------------------------------------------------------------
@@ -2385,6 +2388,7 @@ def test_demo_app_pidfile_and_clean_stop(core, tmp_path):
                                             r"Booting worker with pid: \d+"))
     assert "Listening at: http://127.0.0.1:%d (%d)" % (port, proc.pid) in log
     assert "Using worker: sync" in log
+    assert "[WARNING] No application module named" in log and "demo app" in log
     status, body = http_get(port)
     assert status == 200 and b"arbiter.py" in body and b"pid" in body
     assert read_pidfile(pidfile) == proc.pid
@@ -2718,18 +2722,22 @@ def test_worker_timeout_logs_the_stack_and_the_request_then_replaces_it(core):
     conn.close()
 
 
-@pytest.mark.parametrize("module, expected", [
-    ("raise RuntimeError('broken at import')\n", "broken at import"),
-    ("x = 1\n", "'app'"),
+@pytest.mark.parametrize("module, expected, exit_status, reason", [
+    ("raise RuntimeError('broken at import')\n", "broken at import", 3,
+     "Worker failed to boot."),
+    ("x = 1\n", "'app'", 4, "App failed to load."),
 ])
-def test_an_app_that_can_not_load_stops_the_server_with_code_4(core, module, expected):
+@pytest.mark.parametrize("preload", [False, True])
+def test_an_app_that_can_not_load_stops_the_server_with_gunicorns_code(
+        core, module, expected, exit_status, reason, preload):
     (core.tmp_path / "badapp.py").write_text(module)
     started = time.monotonic()
-    proc, port = core.start(["-w", "2"], app="badapp:app")
-    assert proc.wait(timeout=10) == 4
+    proc, port = core.start(["-w", "2"] + (["--preload"] if preload else []), app="badapp:app")
+    assert proc.wait(timeout=10) == exit_status
     assert time.monotonic() - started < 5
     log = read_text(core.log)
-    assert expected in log and "App failed to load." in log
+    assert expected in log
+    assert ("Reason: App failed to load." if preload else "Reason: " + reason) in log
     assert log.count("Booting worker") <= 2                    # no restart loop
 
 
@@ -2745,7 +2753,7 @@ def test_a_halts_reason_is_an_error_and_survives_log_level_error(core):
 
 def test_missing_module_names_it(core):
     proc, port = core.start(["-w", "1"], app="no_such_module_here:app")
-    assert proc.wait(timeout=10) == 4
+    assert proc.wait(timeout=10) == 3
     assert "no_such_module_here" in read_text(core.log)
 
 
@@ -3219,6 +3227,48 @@ def test_check_config_warns_about_a_misspelt_setting_and_strict_config_refuses_i
     assert result.returncode == 1
     assert result.stderr.count("\n") == 1, result.stderr          # one line
     assert "did you mean 'workers'" in result.stderr and "workrs" in result.stderr
+
+
+@pytest.mark.parametrize("args, env, message, exit_status", [
+    (["-u", "no_such_user_xyz"], {}, "No such user: 'no_such_user_xyz'", 1),
+    (["-g", "no_such_group_xyz"], {}, "No such group: 'no_such_group_xyz'", 1),
+    (["--error-logfile", "{tmp}/missing/error.log"], {},
+     "can not write the error log {tmp}/missing/error.log: No such file or directory", 1),
+    (["--access-logfile", "{tmp}/a-file/access.log"], {},
+     "can not write the access log {tmp}/a-file/access.log: Not a directory", 1),
+    (["-p", "{tmp}/missing/app.pid"], {},
+     "the directory of the pidfile {tmp}/missing/app.pid does not exist", 1),
+    (["-b", "127.0.0.1:http"], {}, "not a port number in '127.0.0.1:http'", 1),
+    (["--status-bind", "127.0.0.1:x"], {}, "not a port number in '127.0.0.1:x'", 1),
+    (["--", ""], {}, "the app name is empty", 1),
+    ([" "], {}, "the app name is empty", 1),
+    (["-c", "empty-app.conf.py"], {}, "the app name is empty", 1),
+    (["-e", "NOEQUALS"], {}, "argument -e/--env: not KEY=VALUE: 'NOEQUALS'", 1),
+    (["--check-config", "badapp:app"], {}, "Failed to find attribute 'app' in 'badapp'", 1),
+    (["-w", "many"], {}, "argument -w/--workers: invalid int value: 'many'", 2),
+    ([], {"GUNICORN_CMD_ARGS": "--timeout soon"},
+     "argument -t/--timeout: invalid int value: 'soon'", 2),
+])
+def test_mistakes_are_one_line_before_any_worker_starts(servers, tmp_path, args, env, message,
+                                                        exit_status):
+    (tmp_path / "a-file").write_text("")
+    (tmp_path / "empty-app.conf.py").write_text("wsgi_app = ''\n")
+    (tmp_path / "badapp.py").write_text("x = 1\n")
+    args = [arg.replace("{tmp}", str(tmp_path)) for arg in args]
+    if not any(arg in ("--", " ", "--check-config", "-c") for arg in args):
+        args.append("opsapp:app")
+    proc = servers.popen([sys.executable, ARBITER, "-b", "127.0.0.1:0"] + args,
+                         env=server_env(**env))
+    assert proc.wait(timeout=10) == exit_status
+    output = read_text(servers.log)
+    assert message.replace("{tmp}", str(tmp_path)) in output
+    assert "Traceback" not in output and "Booting worker" not in output
+    lines = output.splitlines()
+    if exit_status == 2:        # argparse's way: the usage, then the problem
+        assert len(lines) == 2 and lines[0].startswith("usage: ")
+    else:
+        assert len(lines) == 1 and lines[0].startswith("Error: "), output
+    assert not os.path.exists(str(tmp_path / "missing"))
 
 
 def test_print_config_shows_the_resolved_workers(tmp_path):
