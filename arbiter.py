@@ -163,7 +163,9 @@ __all__ = [
 # Constants
 # ---------------------------------------------------------------------------
 
-SERVER_SOFTWARE = "arbiter.py/%s" % __version__
+# The Server header and SERVER_SOFTWARE: the name without the version, which
+# would tell a scanner which bugs to try (gunicorn sends "gunicorn").
+SERVER_SOFTWARE = "arbiter.py"
 
 # Exit codes of a worker, read by the master (the same numbers as gunicorn's).
 WORKER_BOOT_ERROR = 3
@@ -3344,7 +3346,9 @@ def build_environ(request, conn, worker):
                 keys.clear()
                 keys.update(HEADER_KEYS)
             key = keys[name] = HEADER_KEYS.get(name) or "HTTP_" + name.replace("-", "_")
-        if key in environ:
+        # Content-Length fields that differ were refused by check_framing;
+        # equal ones are one length ("11", not "11,11").
+        if key in environ and key != "CONTENT_LENGTH":
             environ[key] += "," + value
         else:
             environ[key] = value
@@ -3697,9 +3701,9 @@ SERVER_BYTES = SERVER_SOFTWARE.encode("ascii")
 
 def demo_app(environ, start_response):
     """The app served when none is named: it says who answered."""
-    body = ("Hello from %s: it works. Answered by worker pid %d of master pid %d.\n"
+    body = ("Hello from arbiter.py %s: it works. Answered by worker pid %d of master pid %d.\n"
             "Serve your own app with: python arbiter.py module:app\n"
-            % (SERVER_SOFTWARE, os.getpid(), os.getppid())).encode()
+            % (__version__, os.getpid(), os.getppid())).encode()
     start_response("200 OK", [("Content-Type", "text/plain; charset=utf-8")])
     return [body]
 

@@ -1435,6 +1435,13 @@ def test_build_environ_pep3333(pair, listener, monkeypatch):
                                 ("unformatted", "\n")]
 
 
+def test_build_environ_equal_content_lengths_are_one(pair, listener):
+    head = b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 11\r\nContent-Length: 11"
+    environ, _ = make_environ(pair, listener, head)
+    assert environ["CONTENT_LENGTH"] == "11"
+    assert environ["SERVER_SOFTWARE"] == "arbiter.py"          # no version to disclose
+
+
 def test_build_environ_does_not_share_state_between_requests(pair, listener):
     environ, worker = make_environ(pair, listener, b"GET / HTTP/1.1\r\nHost: a\r\nX-A: 1")
     conn = arbiter.Connection(pair[0], ("192.0.2.10", 1), listener, worker)
@@ -2493,6 +2500,17 @@ def test_a_body_the_app_does_not_read_either_closes_with_notice_or_stays_usable(
             return
         sock.sendall(rest + b"GET /next HTTP/1.1\r\nHost: t\r\n\r\n")
         assert read_response(reader)[0] == 200
+
+
+def test_the_server_header_has_no_version_and_equal_content_lengths_are_one(servers):
+    proc, port = servers.start(["-w", "1"])
+    response = raw_exchange(port, b"POST /env HTTP/1.1\r\nHost: h\r\nConnection: close\r\n"
+                                  b"Content-Length: 11\r\nContent-Length: 11\r\n\r\nhello world")
+    assert status_code(response) == 200, response
+    assert b"\r\nServer: arbiter.py\r\n" in response
+    assert json.loads(response_body(response).decode())["CONTENT_LENGTH"] == "11"
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=10) == 0
 
 
 def test_a_bad_request_closes_the_connection_and_nothing_after_it_is_read(core):
