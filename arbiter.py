@@ -1072,8 +1072,15 @@ def check_before_start(cfg):
         if not os.access(directory, os.W_OK | os.X_OK):
             raise ConfigError("can not write the pidfile %s: its directory is not writable"
                               % cfg.pidfile)
+    if cfg.worker_tmp_dir and not (os.path.isdir(cfg.worker_tmp_dir) and
+                                   os.access(cfg.worker_tmp_dir, os.W_OK | os.X_OK)):
+        raise ConfigError("worker_tmp_dir %s is not a writable directory" % cfg.worker_tmp_dir)
     for address in cfg.bind + ([cfg.status_bind] if cfg.status_bind else []):
         parse_address(address)      # a port that is not a number, a name that does not resolve
+    for name, address in (("statsd_host", cfg.statsd_host), ("syslog_addr", cfg.syslog_addr)):
+        port = (address or "").rpartition(":")[2]
+        if address and not address.startswith("unix:") and port and not port.isdigit():
+            raise ConfigError("%s: not a port number in %r" % (name, address))
 
 
 def cpu_quota():
@@ -4201,7 +4208,10 @@ def daemonize(cfg):
 def prepare_process(cfg):
     """In the master before anything else: directory, environment, sys.path."""
     if cfg.chdir:
-        os.chdir(cfg.chdir)
+        try:
+            os.chdir(cfg.chdir)
+        except OSError as exc:
+            raise ConfigError("can not chdir to %s: %s" % (cfg.chdir, exc.strerror)) from None
     for item in cfg.raw_env:     # checked by to_env_list: KEY=VALUE
         key, _, value = item.partition("=")
         os.environ[key] = value
@@ -4253,7 +4263,12 @@ def main(argv=None):
         return 0
     if cfg.daemon:
         daemonize(cfg)
-    return Arbiter(cfg, argv=argv).run()
+    try:
+        server = Arbiter(cfg, argv=argv)    # sets up the logs: a logging config may be wrong
+    except ConfigError as exc:
+        sys.stderr.write("Error: %s\n" % exc)
+        return 1
+    return server.run()
 
 
 if __name__ == "__main__":
