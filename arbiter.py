@@ -1430,6 +1430,7 @@ class Arbiter:
             try:
                 cfg = load_config(self.argv, os.environ, config=old_cfg.config)
                 cfg.app_uri = cfg.app_uri or old_cfg.app_uri
+                check_before_start(cfg)
                 self.log.setup(cfg)
                 self.ssl_context = make_ssl_context(cfg)
             except (ConfigError, HaltServer, SystemExit) as exc:
@@ -1453,7 +1454,7 @@ class Arbiter:
                     self.log.info("Listening at: %s (%s)", listener_url(listener), self.pid)
         set_process_title("master [%s]" % self.proc_name)
         self.call_hook("on_reload", self)
-        self.num_workers = self.cfg.workers
+        self.set_num_workers(self.cfg.workers)     # nworkers_changed, as gunicorn's reload
         self.previous_generation, self.generation = self.generation, self.worker_age + 1
         self.manage_workers()
 

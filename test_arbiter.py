@@ -222,6 +222,9 @@ def test_a_likely_typo_warns_and_is_an_error_only_with_strict_config(conf_dir, t
     assert "%r" % name in cfg.warnings[0] and "did you mean %r" % close in cfg.warnings[0]
     with pytest.raises(arbiter.ConfigError, match="did you mean %r" % close):
         arbiter.load_config(["-c", path, "--strict-config"], {})
+    path = write_config(conf_dir, "strict_config = True\n" + text, name="strict.py")
+    with pytest.raises(arbiter.ConfigError, match="did you mean %r" % close):
+        arbiter.load_config(["-c", path], {})
 
 
 def test_missing_config_file_is_a_config_error(conf_dir):
