@@ -1050,14 +1050,18 @@ def check_before_start(cfg):
     """In the master, after prepare_process() and before anything is bound
     or forked: the settings that only the system can check. Each mistake is
     one ConfigError line (main() exits 1), not a traceback from a worker."""
-    for name, lookup in (("user", "getpwnam"), ("group", "getgrnam")):
-        value = getattr(cfg, name)
-        if value is not None and not value.isdigit():
-            database = __import__("pwd" if name == "user" else "grp")
-            try:
-                getattr(database, lookup)(value)
-            except KeyError:
-                raise ConfigError("No such %s: %r" % (name, value)) from None
+    if cfg.user is not None and not cfg.user.isdigit():
+        import pwd
+        try:
+            pwd.getpwnam(cfg.user)
+        except KeyError:
+            raise ConfigError("No such user: %r" % cfg.user) from None
+    if cfg.group is not None and not cfg.group.isdigit():
+        import grp
+        try:
+            grp.getgrnam(cfg.group)
+        except KeyError:
+            raise ConfigError("No such group: %r" % cfg.group) from None
     for what, path in (("error log", cfg.errorlog), ("access log", cfg.accesslog)):
         if path not in (None, "-"):
             try:    # what logging.FileHandler is about to do, but with one clear line
@@ -1077,10 +1081,12 @@ def check_before_start(cfg):
         raise ConfigError("worker_tmp_dir %s is not a writable directory" % cfg.worker_tmp_dir)
     for address in cfg.bind + ([cfg.status_bind] if cfg.status_bind else []):
         parse_address(address)      # a port that is not a number, a name that does not resolve
-    for name, address in (("statsd_host", cfg.statsd_host), ("syslog_addr", cfg.syslog_addr)):
-        port = (address or "").rpartition(":")[2]
-        if address and not address.startswith("unix:") and port and not port.isdigit():
-            raise ConfigError("%s: not a port number in %r" % (name, address))
+    if cfg.statsd_host and not cfg.statsd_host.rpartition(":")[2].isdigit():
+        raise ConfigError("statsd_host: not a port number in %r" % cfg.statsd_host)
+    if cfg.syslog and not cfg.syslog_addr.startswith("unix://"):
+        port = cfg.syslog_addr.partition("://")[2].rpartition(":")[2]
+        if not port.isdigit():
+            raise ConfigError("syslog_addr: not a port number in %r" % cfg.syslog_addr)
 
 
 def cpu_quota():

@@ -3264,6 +3264,8 @@ def test_check_config_warns_about_a_misspelt_setting_and_strict_config_refuses_i
     (["--worker-tmp-dir", "{tmp}/missing"], {}, "worker_tmp_dir {tmp}/missing is not", 1),
     (["--log-config-json", "{tmp}/missing/log.json"], {}, "logging config: ", 1),
     (["--statsd-host", "localhost:x"], {}, "statsd_host: not a port number", 1),
+    (["--log-syslog", "--log-syslog-to", "udp://localhost:x"], {},
+     "syslog_addr: not a port number", 1),
     (["--status-bind", "127.0.0.1:x"], {}, "not a port number in '127.0.0.1:x'", 1),
     (["--", ""], {}, "the app name is empty", 1),
     ([" "], {}, "the app name is empty", 1),
