@@ -965,17 +965,21 @@ def apply_config_file(cfg, path):
     """Set every setting the file names. Other names are the file's own
     helpers (gunicorn ignores them: images such as uvicorn-gunicorn-docker
     define ``use_loglevel`` next to ``loglevel``); those close to a setting
-    or hook name are returned as (name, hint) for load_config, which warns
-    about them, or refuses them under --strict-config."""
+    or hook name that the file does not set itself (``use_loglevel`` next
+    to ``loglevel`` is no typo) are returned as (name, likely name) for
+    load_config, which warns about them, or refuses them under
+    --strict-config."""
+    names = read_config_file(path)
     suspicious = []
-    for name, value in read_config_file(path).items():
+    for name, value in names.items():
         if name in SETTINGS_BY_NAME:
             cfg.set(name, value)
         elif isinstance(value, (type(os), type)):
             continue  # an import, or a class the file uses for itself
         else:
             close = closest_setting(name)
-            if close and callable(value) == (SETTINGS_BY_NAME[close].convert is to_callable):
+            if close and close not in names and \
+                    callable(value) == (SETTINGS_BY_NAME[close].convert is to_callable):
                 suspicious.append((name, close))
     return suspicious
 
