@@ -3257,6 +3257,9 @@ def test_check_config_warns_about_a_misspelt_setting_and_strict_config_refuses_i
      "can not write the error log {tmp}/missing/error.log: No such file or directory", 1),
     (["--access-logfile", "{tmp}/a-file/access.log"], {},
      "can not write the access log {tmp}/a-file/access.log: Not a directory", 1),
+    # A directory nobody may create files in, root included (sysfs).
+    (["--error-logfile", "/sys/arbiter-test.log"], {},
+     "can not write the error log /sys/arbiter-test.log: ", 1),
     (["-p", "{tmp}/missing/app.pid"], {},
      "the directory of the pidfile {tmp}/missing/app.pid does not exist", 1),
     (["-b", "127.0.0.1:http"], {}, "not a port number in '127.0.0.1:http'", 1),
