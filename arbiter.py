@@ -163,7 +163,9 @@ __all__ = [
 # Constants
 # ---------------------------------------------------------------------------
 
-SERVER_SOFTWARE = "arbiter.py/%s" % __version__
+# The Server header and SERVER_SOFTWARE: the name without the version, which
+# would tell a scanner which bugs to try (gunicorn sends "gunicorn").
+SERVER_SOFTWARE = "arbiter.py"
 
 # Exit codes of a worker, read by the master (the same numbers as gunicorn's).
 WORKER_BOOT_ERROR = 3
@@ -262,8 +264,27 @@ class ConfigError(Exception):
     """A setting, a config file or the command line is wrong."""
 
 
+class SettingError(ConfigError):
+    """One setting's value is wrong (load_config names the flag when the
+    value came from the command line)."""
+
+    def __init__(self, name, problem):
+        super().__init__("%s: %s" % (name, problem))
+        self.name = name
+        self.problem = problem
+
+
 class AppImportError(Exception):
-    """The application named on the command line can not be loaded."""
+    """The application named on the command line can not be loaded.
+
+    ``exit_status`` is the worker's, as in gunicorn: WORKER_BOOT_ERROR (3)
+    when the app's module fails to import, APP_LOAD_ERROR (4) when the
+    module has no such app or the factory fails.
+    """
+
+    def __init__(self, message, exit_status=APP_LOAD_ERROR):
+        super().__init__(message)
+        self.exit_status = exit_status
 
 
 class HTTPError(Exception):
@@ -408,11 +429,42 @@ def to_list(value):
     raise ConfigError("not a list of strings: %r" % (value,))
 
 
+class AddressList(list):
+    """``forwarded_allow_ips``, ``proxy_allow_ips``: addresses as strings
+    (matched as such, the fast path), and ``networks``, the CIDR entries
+    (``10.0.0.0/8``, ``fd00::/8``) parsed once, here, as gunicorn allows."""
+
+    def __init__(self, items=()):
+        super().__init__(items)
+        self.networks = ()
+        cidrs = [item for item in self if "/" in item]
+        if cidrs:
+            import ipaddress
+            try:
+                self.networks = tuple(ipaddress.ip_network(item) for item in cidrs)
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
+
+
+def to_address_list(value):
+    return AddressList(to_list(value))
+
+
 def to_str_list(value):
     """A list of strings where a plain string is one item (binds, env)."""
     if isinstance(value, str):
         return [value]
     return to_list(value)
+
+
+def to_env_list(value):
+    """``raw_env``: KEY=VALUE strings; empty ones are skipped (a config file's
+    ``os.environ.get("EXTRA", "").split(",")`` gives one)."""
+    items = [item for item in to_str_list(value) if item.strip()]
+    for item in items:
+        if "=" not in item:
+            raise ConfigError("not KEY=VALUE: %r" % item)
+    return items
 
 
 def to_dict(value):
@@ -441,13 +493,37 @@ def to_callable(value):
     return value
 
 
+# The worker classes of gunicorn that this server provides, by every name
+# gunicorn accepts for them. "gthread" is the sync worker with --threads
+# app slots (gunicorn runs a sync worker with threads > 1 as gthread, too).
+WORKER_CLASSES = {
+    "sync": "sync", "#sync": "sync", "egg:gunicorn#sync": "sync",
+    "gunicorn.workers.sync.SyncWorker": "sync",
+    "gthread": "gthread", "#gthread": "gthread", "egg:gunicorn#gthread": "gthread",
+    "gunicorn.workers.gthread.ThreadWorker": "gthread",
+}
+
+
+def to_worker_class(value):
+    """gunicorn's names of the workers that exist here -> "sync" or
+    "gthread"; another class is kept as given (load_config warns, and the
+    sync worker serves)."""
+    value = to_str(value)
+    return WORKER_CLASSES.get(value, value)
+
+
 def ignored(value):
     """The converter of gunicorn settings that mean nothing here."""
     return value
 
 
 def no_hook(*args):
-    """The default of every server hook: do nothing."""
+    """The default of every server hook but pre_request: do nothing."""
+
+
+def log_request_start(worker, req):
+    """The default pre_request hook, as gunicorn's: the request at debug level."""
+    worker.log.debug("%s %s", req.method, req.path)
 
 
 def default_workers(environ):
@@ -461,7 +537,7 @@ def default_bind(environ):
 
 
 def default_forwarded_allow_ips(environ):
-    return to_list(environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1"))
+    return to_address_list(environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1"))
 
 
 Setting = collections.namedtuple("Setting", "name flags default convert help")
@@ -482,8 +558,9 @@ SETTINGS = (
     Setting("backlog", ("--backlog",), 2048, to_int, "The listen queue length."),
     Setting("workers", ("-w", "--workers"), default_workers, to_workers,
             "Number of worker processes, or 'auto' for the CPUs this container may use."),
-    Setting("worker_class", ("-k", "--worker-class"), "sync", to_str,
-            "Worker type: only 'sync' is available."),
+    Setting("worker_class", ("-k", "--worker-class"), "sync", to_worker_class,
+            "Worker type: 'sync' or 'gthread' (sync with --threads app slots); "
+            "others (gevent, uvicorn, ...) warn and run as 'sync'."),
     Setting("threads", ("--threads",), 1, to_threads,
             "App threads per worker (gunicorn's gthread): N requests at once in each "
             "worker. 1: one at a time, run by the worker's loop itself."),
@@ -550,6 +627,9 @@ SETTINGS = (
             "Check the configuration and the app, then exit."),
     Setting("print_config", ("--print-config",), False, to_bool,
             "Print the resolved settings, then exit."),
+    Setting("strict_config", ("--strict-config",), False, to_bool,
+            "A name in the config file that is not a setting but close to one "
+            "(a likely typo) is an error, not a warning."),
     Setting("preload_app", ("--preload",), False, to_bool,
             "Load the app in the master before forking the workers."),
     Setting("sendfile", ("--no-sendfile",), True, to_bool,
@@ -557,7 +637,8 @@ SETTINGS = (
     Setting("reuse_port", ("--reuse-port",), False, to_bool, "Set SO_REUSEPORT on listeners."),
     Setting("chdir", ("--chdir",), None, to_str, "Change to this directory before loading the app."),
     Setting("daemon", ("-D", "--daemon"), False, to_bool, "Detach from the terminal."),
-    Setting("raw_env", ("-e", "--env"), [], to_str_list, "Set KEY=VALUE in the environment. Repeatable."),
+    Setting("raw_env", ("-e", "--env"), [], to_env_list,
+            "Set KEY=VALUE in the environment. Repeatable."),
     Setting("pidfile", ("-p", "--pid"), None, to_str, "Write the master's pid to this file."),
     Setting("worker_tmp_dir", ("--worker-tmp-dir",), None, to_str,
             "Accepted for compatibility: the heartbeat is in shared memory, no file."),
@@ -576,7 +657,8 @@ SETTINGS = (
                                           "X-FORWARDED-SSL": "on"}, to_dict,
             "Headers (from trusted proxies) that mean the request came over https."),
     Setting("forwarded_allow_ips", ("--forwarded-allow-ips",), default_forwarded_allow_ips,
-            to_list, "Proxies trusted for secure_scheme_headers and forwarder headers ('*': all)."),
+            to_address_list, "Proxies (addresses or CIDR networks) trusted for "
+            "secure_scheme_headers and forwarder headers ('*': all)."),
     Setting("forwarder_headers", ("--forwarder-headers",), ["SCRIPT_NAME", "PATH_INFO"],
             to_list, "Header names (with '_') that a trusted proxy may use to set these "
             "environ keys, e.g. SCRIPT_NAME."),
@@ -624,8 +706,8 @@ SETTINGS = (
     Setting("proxy_protocol", ("--proxy-protocol",), "off",
             to_choice("off", "v1", "v2", "auto"),
             "Expect a PROXY protocol header: off, v1, v2 or auto (optional, either version)."),
-    Setting("proxy_allow_ips", ("--proxy-allow-from",), ["127.0.0.1", "::1"], to_list,
-            "Addresses allowed to send a PROXY protocol header ('*': all)."),
+    Setting("proxy_allow_ips", ("--proxy-allow-from",), ["127.0.0.1", "::1"], to_address_list,
+            "Addresses or CIDR networks allowed to send a PROXY protocol header ('*': all)."),
     Setting("certfile", ("--certfile",), None, to_str, "TLS certificate file (PEM)."),
     Setting("keyfile", ("--keyfile",), None, to_str, "TLS private key file (PEM)."),
     Setting("ca_certs", ("--ca-certs",), None, to_str, "CA certificates to verify clients."),
@@ -651,7 +733,7 @@ SETTINGS = (
     Setting("worker_int", (), no_hook, to_callable, "worker_int(worker)"),
     Setting("worker_abort", (), no_hook, to_callable, "worker_abort(worker)"),
     Setting("pre_exec", (), no_hook, to_callable, "pre_exec(server)"),
-    Setting("pre_request", (), no_hook, to_callable, "pre_request(worker, req)"),
+    Setting("pre_request", (), log_request_start, to_callable, "pre_request(worker, req)"),
     Setting("post_request", (), no_hook, to_callable, "post_request(worker, req, environ, resp)"),
     Setting("child_exit", (), no_hook, to_callable, "child_exit(server, worker)"),
     Setting("worker_exit", (), no_hook, to_callable, "worker_exit(server, worker)"),
@@ -727,12 +809,16 @@ class Config:
         setting = SETTINGS_BY_NAME.get(name)
         if setting is None:
             raise ConfigError("unknown setting %r%s" % (name, did_you_mean(name)))
-        if setting.convert is ignored:
-            self.warnings.append("setting %r has no effect in arbiter.py; ignored" % name)
         try:
-            setattr(self, name, setting.convert(value))
+            value = setting.convert(value)
         except ConfigError as exc:
-            raise ConfigError("%s: %s" % (name, exc)) from None
+            raise SettingError(name, str(exc)) from None
+        # Set to its default (``threads = 1``), a setting that means nothing
+        # here changes nothing either: no warning.
+        if setting.convert is ignored and value != setting.default and \
+                str(value) != str(setting.default):
+            self.warnings.append("setting %r has no effect in arbiter.py; ignored" % name)
+        setattr(self, name, value)
 
     @property
     def name(self):
@@ -926,21 +1012,26 @@ def read_config_file(path):
 
 
 def apply_config_file(cfg, path):
-    for name, value in read_config_file(path).items():
+    """Set every setting the file names. Other names are the file's own
+    helpers (gunicorn ignores them: images such as uvicorn-gunicorn-docker
+    define ``use_loglevel`` next to ``loglevel``); those close to a setting
+    or hook name that the file does not set itself (``use_loglevel`` next
+    to ``loglevel`` is no typo) are returned as (name, likely name) for
+    load_config, which warns about them, or refuses them under
+    --strict-config."""
+    names = read_config_file(path)
+    suspicious = []
+    for name, value in names.items():
         if name in SETTINGS_BY_NAME:
             cfg.set(name, value)
         elif isinstance(value, (type(os), type)):
             continue  # an import, or a class the file uses for itself
-        elif callable(value):
-            close = closest_setting(name)
-            if close and SETTINGS_BY_NAME[close].convert is to_callable:
-                raise ConfigError("unknown hook %r in %s (did you mean %r?)"
-                                  % (name, path, close))
         else:
-            hint = did_you_mean(name)
-            if hint:
-                raise ConfigError("unknown setting %r in %s%s" % (name, path, hint))
-            cfg.warnings.append("%s: %r is not a setting; ignored" % (path, name))
+            close = closest_setting(name)
+            if close and close not in names and \
+                    callable(value) == (SETTINGS_BY_NAME[close].convert is to_callable):
+                suspicious.append((name, close))
+    return suspicious
 
 
 def load_config(argv=None, environ=None, config=None):
@@ -959,20 +1050,97 @@ def load_config(argv=None, environ=None, config=None):
         path = "gunicorn.conf.py"
     cli.pop("config", None)
     from_env.pop("config", None)
+    suspicious = []
     if path:
-        apply_config_file(cfg, path)
+        suspicious = apply_config_file(cfg, path)
         cfg.config = path if path.startswith("python:") else os.path.abspath(path)
     app_uri = cfg.wsgi_app
     for given in (from_env, cli):
-        app_uri = given.pop("app_uri", None) or app_uri
+        if given.get("app_uri") is not None:
+            app_uri = given.pop("app_uri")
         for name, value in given.items():
-            cfg.set(name, value)
+            set_from_command_line(cfg, name, value)
+    for name, close in suspicious:
+        kind = "hook" if SETTINGS_BY_NAME[close].convert is to_callable else "setting"
+        message = "%s: %r is not a %s (did you mean %r?)" % (path, name, kind, close)
+        if cfg.strict_config:
+            raise ConfigError(message)
+        cfg.warnings.append(message + "; ignored")
+    if app_uri is not None and not app_uri.strip():
+        raise ConfigError("the app name is empty (an unset variable in the command line?); "
+                          "name one as MODULE:NAME")
     cfg.app_uri = app_uri
-    if cfg.worker_class not in ("sync", "gunicorn.workers.sync.SyncWorker", "gthread",
-                                "gunicorn.workers.gthread.ThreadWorker"):
-        raise ConfigError("worker class %r is not available: arbiter.py has one worker, "
-                          "'sync' (see README, 'Differences from gunicorn')" % cfg.worker_class)
+    if cfg.worker_class not in WORKER_CLASSES.values():
+        cfg.warnings.append("worker class %r is not available in arbiter.py; the sync worker "
+                            "serves instead (see README, 'Differences from gunicorn')"
+                            % cfg.worker_class)
+        cfg.worker_class = "sync"
     return cfg
+
+
+# The settings gunicorn's argparse parser reads with ``type=int``: a value
+# that is not an integer is a usage error there (exit status 2).
+INTEGER_FLAG_CONVERTERS = (to_int, to_workers)
+
+
+def set_from_command_line(cfg, name, value):
+    """cfg.set() for a value given on the command line (or in
+    $GUNICORN_CMD_ARGS), whose errors name the flag, as argparse would."""
+    convert = SETTINGS_BY_NAME[name].convert
+    if convert in INTEGER_FLAG_CONVERTERS and isinstance(value, str) and \
+            not (convert is to_workers and value.strip().lower() == "auto"):
+        try:
+            int(value, 0)
+        except ValueError:
+            raise UsageError("argument %s: invalid int value: %r"
+                             % (flag_names(name), value)) from None
+    try:
+        cfg.set(name, value)
+    except SettingError as exc:
+        raise ConfigError("argument %s: %s" % (flag_names(name), exc.problem)) from None
+
+
+def check_before_start(cfg):
+    """In the master, after prepare_process() and before anything is bound
+    or forked: the settings that only the system can check. Each mistake is
+    one ConfigError line (main() exits 1), not a traceback from a worker."""
+    if cfg.user is not None and not cfg.user.isdigit():
+        import pwd
+        try:
+            pwd.getpwnam(cfg.user)
+        except KeyError:
+            raise ConfigError("No such user: %r" % cfg.user) from None
+    if cfg.group is not None and not cfg.group.isdigit():
+        import grp
+        try:
+            grp.getgrnam(cfg.group)
+        except KeyError:
+            raise ConfigError("No such group: %r" % cfg.group) from None
+    for what, path in (("error log", cfg.errorlog), ("access log", cfg.accesslog)):
+        if path not in (None, "-"):
+            try:    # what logging.FileHandler is about to do, but with one clear line
+                os.close(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644))
+            except OSError as exc:
+                raise ConfigError("can not write the %s %s: %s" % (what, path, exc.strerror)) \
+                    from None
+    if cfg.pidfile:
+        directory = os.path.dirname(os.path.abspath(cfg.pidfile))
+        if not os.path.isdir(directory):
+            raise ConfigError("the directory of the pidfile %s does not exist" % cfg.pidfile)
+        if not os.access(directory, os.W_OK | os.X_OK):
+            raise ConfigError("can not write the pidfile %s: its directory is not writable"
+                              % cfg.pidfile)
+    if cfg.worker_tmp_dir and not (os.path.isdir(cfg.worker_tmp_dir) and
+                                   os.access(cfg.worker_tmp_dir, os.W_OK | os.X_OK)):
+        raise ConfigError("worker_tmp_dir %s is not a writable directory" % cfg.worker_tmp_dir)
+    for address in cfg.bind + ([cfg.status_bind] if cfg.status_bind else []):
+        parse_address(address)      # a port that is not a number, a name that does not resolve
+    if cfg.statsd_host and not cfg.statsd_host.rpartition(":")[2].isdigit():
+        raise ConfigError("statsd_host: not a port number in %r" % cfg.statsd_host)
+    if cfg.syslog and not cfg.syslog_addr.startswith("unix://"):
+        port = cfg.syslog_addr.partition("://")[2].rpartition(":")[2]
+        if not port.isdigit():
+            raise ConfigError("syslog_addr: not a port number in %r" % cfg.syslog_addr)
 
 
 def cpu_quota():
@@ -1024,9 +1192,11 @@ class Arbiter:
         self.listeners = []
         self.ssl_context = None
         self.systemd = False
-        self.workers = {}               # pid -> SyncWorker
+        self.workers = {}               # pid -> WorkerRecord
+        self.worker_class = Worker      # gunicorn's attribute: the class of the workers
         self.worker_age = 0
         self.num_workers = cfg.workers
+        self.logged_worker_count = None     # the last "N workers" debug line
         self.generation = 0             # workers of an older one are replaced
         self.previous_generation = 0
         self.signal_queue = collections.deque()
@@ -1046,6 +1216,29 @@ class Arbiter:
     @property
     def proc_name(self):
         return self.cfg.name + (".2" if self.master_pid else "")
+
+    # gunicorn's names of the master's state, which hooks use (its own
+    # examples/when_ready.conf.py watches ``server.WORKERS`` from a thread).
+    # Upper case for the sake of those hooks.
+
+    @property
+    def WORKERS(self):
+        """pid -> worker, the same dict as ``workers``."""
+        return self.workers
+
+    @property
+    def LISTENERS(self):
+        return self.listeners
+
+    @property
+    def timeout(self):
+        return self.cfg.timeout
+
+    @property
+    def address(self):
+        """The ``bind`` addresses as gunicorn's cfg.address has them:
+        (host, port), a unix socket's path, or an fd's number."""
+        return [parse_address(address)[1] for address in self.cfg.bind]
 
     # -- run/start ---------------------------------------------------------
 
@@ -1073,6 +1266,8 @@ class Arbiter:
             # Something is broken (a worker can not boot, an address is taken):
             # stop at once; a worker stuck importing the app can not drain.
             return self.halt(exc.reason, exc.exit_status, graceful=False)
+        except ConfigError as exc:
+            return self.halt(str(exc), 1, graceful=False)
         except KeyboardInterrupt:
             return self.halt(graceful=False)
         except Exception:
@@ -1082,11 +1277,13 @@ class Arbiter:
     def start(self):
         """In the master, once: pidfile, listeners, signals, then when_ready."""
         self.log.info("Starting arbiter.py %s", __version__)
+        self.log_configuration()
         if "GUNICORN_PID" in os.environ:
             self.master_pid = int(os.environ["GUNICORN_PID"])
             self.master_name = "Master.2"
         self.pid = os.getpid()
         set_process_title("master [%s]" % self.proc_name)
+        self.call_hook("nworkers_changed", self, self.num_workers, None)   # as gunicorn does
         self.call_hook("on_starting", self)
         self.init_signals()
         if self.cfg.pidfile:
@@ -1098,9 +1295,15 @@ class Arbiter:
         self.listeners, self.systemd = inherited_listeners(self.log)
         if not self.listeners:
             self.listeners = create_listeners(self.cfg, self.log)
+        self.log.debug("Arbiter booted")
         for listener in self.listeners:
             self.log.info("Listening at: %s (%s)", listener_url(listener), self.pid)
-        self.log.info("Using worker: %s", "gthread" if self.cfg.threads > 1 else "sync")
+        self.log.info("Using worker: %s", "gthread" if self.cfg.threads > 1 or
+                      self.cfg.worker_class == "gthread" else "sync")
+        if self.app is None and self.cfg.app_uri is None:
+            # gunicorn refuses to start here; say loudly what answers instead.
+            self.log.warning("No application module named (APP_MODULE or wsgi_app): "
+                             "serving the built-in demo app")
         for warning in self.cfg.warnings:
             self.log.warning("%s", warning)
         self.scoreboard = Scoreboard()
@@ -1113,6 +1316,13 @@ class Arbiter:
         if not self.master_pid:
             sd_notify("READY=1\nMAINPID=%d\nSTATUS=Serving on %s" % (
                 self.pid, ", ".join(listener_url(s) for s in self.listeners)), self.log)
+
+    def log_configuration(self):
+        """gunicorn's debug lines of the resolved settings (at start and on
+        each reload): "Current configuration:", then "  name: value"."""
+        if self.log.error_log.isEnabledFor(logging.DEBUG):
+            self.log.debug("Current configuration:\n%s", "\n".join(
+                "  %s: %s" % item for item in self.cfg.items()))
 
     def init_signals(self):
         """Signal handlers only record; a byte on the self-pipe wakes sleep()."""
@@ -1283,6 +1493,7 @@ class Arbiter:
             try:
                 cfg = load_config(self.argv, os.environ, config=old_cfg.config)
                 cfg.app_uri = cfg.app_uri or old_cfg.app_uri
+                check_before_start(cfg)
                 self.log.setup(cfg)
                 self.ssl_context = make_ssl_context(cfg)
             except (ConfigError, HaltServer, SystemExit) as exc:
@@ -1291,6 +1502,7 @@ class Arbiter:
                 self.log.setup(old_cfg)
             else:
                 self.cfg = cfg
+                self.log_configuration()
         if self.cfg.bind != old_cfg.bind:
             try:
                 listeners = create_listeners(self.cfg, self.log)
@@ -1305,7 +1517,7 @@ class Arbiter:
                     self.log.info("Listening at: %s (%s)", listener_url(listener), self.pid)
         set_process_title("master [%s]" % self.proc_name)
         self.call_hook("on_reload", self)
-        self.num_workers = self.cfg.workers
+        self.set_num_workers(self.cfg.workers)     # nworkers_changed, as gunicorn's reload
         self.previous_generation, self.generation = self.generation, self.worker_age + 1
         self.manage_workers()
 
@@ -1376,6 +1588,10 @@ class Arbiter:
         keep_outdated = max(0, self.num_workers - booted_current)
         for worker in outdated[:max(0, len(outdated) - keep_outdated)]:
             self.retire_worker(worker)
+        count = sum(1 for w in self.workers.values() if w.retired_at is None)
+        if count != self.logged_worker_count:
+            self.logged_worker_count = count
+            self.log.debug("%d workers", count)
 
     def spawn_worker(self):
         """Fork one worker. In the child this never returns: os._exit()."""
@@ -1408,7 +1624,7 @@ class Arbiter:
             exit_code = exc.code if isinstance(exc.code, int) else 1
         except AppImportError as exc:
             self.log.error("%s", exc)
-            exit_code = APP_LOAD_ERROR
+            exit_code = exc.exit_status
         except BaseException:
             self.log.exception("Exception in worker process")
             exit_code = 1 if worker.booted else WORKER_BOOT_ERROR
@@ -1572,9 +1788,11 @@ class Arbiter:
     def halt(self, reason=None, exit_status=0, graceful=True):
         """Stop everything, remove the pidfile, run on_exit; the exit status."""
         self.stop(graceful)
-        self.log.info("Shutting down: %s", self.master_name)
+        # A failure is an ERROR, so that it survives --log-level error.
+        log = self.log.info if exit_status == 0 else self.log.error
+        log("Shutting down: %s", self.master_name)
         if reason is not None:
-            self.log.info("Reason: %s", reason)
+            log("Reason: %s", reason)
         if self.pidfile is not None:
             self.pidfile.unlink()
         if self.status_listener is not None:
@@ -3725,15 +3943,13 @@ EMPTY_INPUT = EmptyInput()
 # ---------------------------------------------------------------------------
 
 class ErrorsStream:
-    """``wsgi.errors``: text written here goes to the error log."""
+    """``wsgi.errors``: text written here goes to the error log as written."""
 
     def __init__(self, log):
         self.log = log
 
     def write(self, text):
-        text = text.rstrip("\n")
-        if text:
-            self.log.error("%s", text)
+        self.log.write_unformatted(text)
 
     def writelines(self, lines):
         for line in lines:
@@ -3802,7 +4018,9 @@ def build_environ(request, conn, worker):
                 keys.clear()
                 keys.update(HEADER_KEYS)
             key = keys[name] = HEADER_KEYS.get(name) or "HTTP_" + name.replace("-", "_")
-        if key in environ:
+        # Content-Length fields that differ were refused by check_framing;
+        # equal ones are one length ("11", not "11,11").
+        if key in environ and key != "CONTENT_LENGTH":
             environ[key] += "," + value
         else:
             environ[key] = value
@@ -3810,7 +4028,8 @@ def build_environ(request, conn, worker):
         environ["HTTP_HOST"] = request.host
     if conn.trusted:
         apply_proxy_headers(environ, worker.secure_headers)
-        environ.update(request.forwarded)
+        if request.forwarded:
+            apply_forwarded_fields(environ, request)
     return environ
 
 
@@ -3820,10 +4039,49 @@ def is_trusted_proxy(peer, cfg):
 
 
 def is_allowed(peer, allowed):
-    """Is the peer in a list of addresses ('*': any; a unix socket is local)?"""
+    """Is the peer in a list of addresses or networks ('*': any; a unix
+    socket is local)?"""
     if not isinstance(peer, tuple):
         return True
-    return "*" in allowed or peer[0] in allowed
+    if "*" in allowed or peer[0] in allowed:
+        return True
+    networks = getattr(allowed, "networks", ())
+    return bool(networks) and in_networks(peer[0], networks)
+
+
+def in_networks(address, networks):
+    """Is an address in one of the networks? An IPv4 client on a dual-stack
+    socket (``::ffff:10.1.2.3``) is matched as the IPv4 address it is."""
+    import ipaddress
+    try:
+        ip = ipaddress.ip_address(address.partition("%")[0])
+    except ValueError:
+        return False
+    if ip.version == 6 and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return any(ip in network for network in networks)
+
+
+def apply_forwarded_fields(environ, request):
+    """``forwarder_headers`` from a trusted proxy set their environ keys. A
+    SCRIPT_NAME (where the proxy mounts the app) also comes off the front
+    of PATH_INFO, unless the proxy sent PATH_INFO as well: ``GET /pre/env``
+    with ``SCRIPT_NAME: /pre`` is SCRIPT_NAME ``/pre``, PATH_INFO ``/env``.
+    A path outside that prefix is a 400 (gunicorn answers 500)."""
+    fields = dict(request.forwarded)
+    script_name = fields.get("SCRIPT_NAME", "").rstrip("/")
+    if script_name and "PATH_INFO" not in fields:
+        path = request.path
+        if "%" in path:
+            from urllib.parse import unquote_to_bytes
+            path = unquote_to_bytes(path).decode("latin-1")
+        rest = path[len(script_name):]
+        if not path.startswith(script_name) or rest[:1] not in ("", "/"):
+            raise BadRequest("the path is not under the SCRIPT_NAME the proxy sent")
+        fields["PATH_INFO"] = rest
+    if "SCRIPT_NAME" in fields:
+        fields["SCRIPT_NAME"] = script_name
+    environ.update(fields)
 
 
 def secure_header_keys(cfg):
@@ -4133,9 +4391,9 @@ SERVER_BYTES = SERVER_SOFTWARE.encode("ascii")
 
 def demo_app(environ, start_response):
     """The app served when none is named: it says who answered."""
-    body = ("Hello from %s: it works. Answered by worker pid %d of master pid %d.\n"
+    body = ("Hello from arbiter.py %s: it works. Answered by worker pid %d of master pid %d.\n"
             "Serve your own app with: python arbiter.py module:app\n"
-            % (SERVER_SOFTWARE, os.getpid(), os.getppid())).encode()
+            % (__version__, os.getpid(), os.getppid())).encode()
     start_response("200 OK", [("Content-Type", "text/plain; charset=utf-8")])
     return [body]
 
@@ -4167,12 +4425,14 @@ def load_app(uri):
     except ImportError as exc:
         if exc.name and module_name.startswith(exc.name):
             raise AppImportError("Failed to import %r: No module named %r"
-                                 % (module_name, exc.name)) from None
+                                 % (module_name, exc.name), WORKER_BOOT_ERROR) from None
         raise AppImportError("Failed to import %r:\n%s"
-                             % (module_name, traceback.format_exc())) from None
+                             % (module_name, traceback.format_exc()), WORKER_BOOT_ERROR) \
+            from None
     except Exception:
         raise AppImportError("Failed to import %r:\n%s"
-                             % (module_name, traceback.format_exc())) from None
+                             % (module_name, traceback.format_exc()), WORKER_BOOT_ERROR) \
+            from None
     try:
         app = getattr(module, name)
     except AttributeError:
@@ -4218,7 +4478,7 @@ def load_app_or_halt(cfg, log):
         return load_app(cfg.app_uri)
     except AppImportError as exc:
         log.error("%s", exc)
-        raise HaltServer("App failed to load.", APP_LOAD_ERROR) from None
+        raise HaltServer("App failed to load.", exc.exit_status) from None
 
 
 def prepare_memory_for_fork():
@@ -4388,6 +4648,24 @@ class Log:
         for logger in (self.error_log, self.access_log):
             for handler in logger.handlers:
                 handler.flush()
+
+    def write_unformatted(self, text):
+        """``wsgi.errors``: the app's text goes to the streams of the error
+        log's handlers as written (gunicorn's way: an app that formats its
+        own lines gets no second timestamp and level); through the logger
+        when no handler has a stream (syslog only)."""
+        streams = [handler.stream for handler in self.error_log.handlers
+                   if getattr(handler, "stream", None) is not None]
+        if not streams:
+            if text.strip():
+                self.error("%s", text.rstrip("\n"))
+            return
+        for stream in streams:
+            try:
+                stream.write(text)
+                stream.flush()
+            except (OSError, ValueError):
+                pass
 
     def debug(self, msg, *args):
         self.error_log.debug(msg, *args)
@@ -4610,11 +4888,12 @@ def daemonize(cfg):
 def prepare_process(cfg):
     """In the master before anything else: directory, environment, sys.path."""
     if cfg.chdir:
-        os.chdir(cfg.chdir)
-    for item in cfg.raw_env:
-        key, equals, value = item.partition("=")
-        if not equals:
-            raise ConfigError("--env needs KEY=VALUE, not %r" % item)
+        try:
+            os.chdir(cfg.chdir)
+        except OSError as exc:
+            raise ConfigError("can not chdir to %s: %s" % (cfg.chdir, exc.strerror)) from None
+    for item in cfg.raw_env:     # checked by to_env_list: KEY=VALUE
+        key, _, value = item.partition("=")
         os.environ[key] = value
     for path in reversed(to_list(cfg.pythonpath)):
         sys.path.insert(0, path)
@@ -4632,6 +4911,7 @@ def serve(app, **settings):
     cfg = Config()
     for name, value in settings.items():
         cfg.set(name, value)
+    check_before_start(cfg)
     return Arbiter(cfg, app).run()
 
 
@@ -4641,6 +4921,7 @@ def main(argv=None):
     try:
         cfg = load_config(argv)
         prepare_process(cfg)
+        check_before_start(cfg)
     except UsageError as exc:
         sys.stderr.write("%s\narbiter.py: error: %s\n" % (USAGE, exc))
         return 2
@@ -4658,11 +4939,16 @@ def main(argv=None):
             load_app(cfg.app_uri)
         except AppImportError as exc:
             sys.stderr.write("Error: %s\n" % exc)
-            return APP_LOAD_ERROR
+            return 1        # gunicorn's status for a failed check
         return 0
     if cfg.daemon:
         daemonize(cfg)
-    return Arbiter(cfg, argv=argv).run()
+    try:
+        server = Arbiter(cfg, argv=argv)    # sets up the logs: a logging config may be wrong
+    except ConfigError as exc:
+        sys.stderr.write("Error: %s\n" % exc)
+        return 1
+    return server.run()
 
 
 if __name__ == "__main__":
