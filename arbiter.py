@@ -1406,7 +1406,7 @@ class Arbiter:
         workers = list(self.workers.values())
         slots = [self.scoreboard.read(w.slot) for w in workers]
         busy = sum(1 for slot in slots if slot[0])
-        served = self.served_by_gone + sum(slot[3] for slot in slots)
+        served = self.served_by_gone + sum(slot[4] for slot in slots)
         booted = sum(1 for w in workers if w.booted and w.retired_at is None)
         draining = self.drain_until is not None or self.shutdown is not None
         state = "draining" if draining else "ready" if booted else "starting"
@@ -1676,7 +1676,7 @@ class Arbiter:
                 worker.aborted_at = now - ABORT_GRACE
                 self.kill_worker(worker.pid, signal.SIGKILL)
                 continue
-            busy, recycle, booted, _, last_beat, app_since = self.scoreboard.read(worker.slot)
+            busy, recycle, booted, _, _, last_beat, app_since = self.scoreboard.read(worker.slot)
             worker.booted = worker.booted or bool(booted)
             if not worker.booted and self.cfg.boot_timeout and \
                     now - worker.spawned_at > self.cfg.boot_timeout:
@@ -1713,7 +1713,7 @@ class Arbiter:
                 continue
             slot = self.scoreboard.read(worker.slot)
             booted = worker.booted or slot[2]
-            self.served_by_gone += slot[3]
+            self.served_by_gone += slot[4]
             self.log_worker_exit(worker, status)
             self.scoreboard.release(worker.slot)
             self.call_hook("child_exit", self, worker)
@@ -1733,8 +1733,9 @@ class Arbiter:
             raise HaltServer(reason, code)
 
     def log_worker_exit(self, worker, status):
-        """Say why a worker died: exit code, signal, timeout or recycling."""
-        recycled = self.scoreboard.read(worker.slot)[1]
+        """Say why a worker died: exit code, signal, timeout or recycling,
+        and how many client connections it still held (they went with it)."""
+        _, recycled, _, connections = self.scoreboard.read(worker.slot)[:4]
         if worker.aborted_at is not None:
             cause = "timeout"
         elif recycled:
@@ -1745,7 +1746,10 @@ class Arbiter:
             cause = "unexpected"
         if os.WIFSIGNALED(status):
             sig = os.WTERMSIG(status)
-            name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else sig
+            try:
+                name = signal.Signals(sig).name
+            except ValueError:
+                name = sig
             if sig == signal.SIGKILL and cause == "unexpected":
                 self.log.error("Worker (pid:%s) was sent SIGKILL! Perhaps out of memory?",
                                worker.pid)
@@ -1758,6 +1762,9 @@ class Arbiter:
                 self.log.error("Worker (pid:%s) exited with code %s (%s)", worker.pid, code, cause)
             else:
                 self.log.info("Worker (pid:%s) exited (%s)", worker.pid, cause)
+        if connections and (os.WIFSIGNALED(status) or os.WEXITSTATUS(status)):
+            self.log.warning("%d client connection%s closed with worker %s", connections,
+                             "s were" if connections > 1 else " was", worker.pid)
 
     # -- stop and halt -----------------------------------------------------
 
@@ -1846,18 +1853,21 @@ def reexec_argv():
 class Scoreboard:
     """Shared memory (an anonymous mmap, inherited across fork) with one slot
     per worker: how many app slots are busy, why it wants replacing, whether
-    it booted, requests served, its heartbeat, and since when the app has
-    had its request (sync workers). Each field has one writer, the worker's
+    it booted, its open connections, requests served, its heartbeat, and
+    since when the app has had its request (sync workers). Each field has one writer, the worker's
     loop thread (or the master, before the fork), so a worker updates its
     slot without a lock or a system call; the master reads it."""
 
-    SLOT = struct.Struct("=HBB4xQdd")   # busy, recycle, booted, requests, beat, app since
+    # busy, recycle reason, booted, connections, requests, last beat, app since
+    SLOT = struct.Struct("=HBBIQdd")
     BUSY = struct.Struct("=H")
     RECYCLE = struct.Struct("=B")
     BOOTED = struct.Struct("=B")
+    CONNECTIONS = struct.Struct("=I")
     FINISHED = struct.Struct("=Qdd")    # requests, beat, app since
     TIME = struct.Struct("=d")
-    BUSY_AT, RECYCLE_AT, BOOTED_AT, REQUESTS_AT, BEAT_AT, APP_SINCE_AT = 0, 2, 3, 8, 16, 24
+    BUSY_AT, RECYCLE_AT, BOOTED_AT, CONNECTIONS_AT = 0, 2, 3, 4
+    REQUESTS_AT, BEAT_AT, APP_SINCE_AT = 8, 16, 24
     SLOTS = 1024
 
     def __init__(self):
@@ -1870,7 +1880,7 @@ class Scoreboard:
         if not self.free:
             raise HaltServer("more than %d workers" % self.SLOTS, 1)
         slot = self.free.pop()
-        self.SLOT.pack_into(self.memory, slot * self.SLOT.size, 0, 0, 0, 0,
+        self.SLOT.pack_into(self.memory, slot * self.SLOT.size, 0, 0, 0, 0, 0,
                             time.monotonic(), 0.0)
         return slot
 
@@ -1878,7 +1888,8 @@ class Scoreboard:
         self.free.append(slot)
 
     def read(self, slot):
-        """(busy, recycle reason, booted, requests, last beat, app since)."""
+        """(busy, recycle reason, booted, connections, requests, last beat,
+        app since)."""
         return self.SLOT.unpack_from(self.memory, slot * self.SLOT.size)
 
     # The worker's writes, each to its own slot.
@@ -1891,6 +1902,10 @@ class Scoreboard:
 
     def ask_for_successor(self, slot, reason):
         self.RECYCLE.pack_into(self.memory, slot * self.SLOT.size + self.RECYCLE_AT, reason)
+
+    def set_connections(self, slot, count):
+        self.CONNECTIONS.pack_into(self.memory, slot * self.SLOT.size + self.CONNECTIONS_AT,
+                                   count)
 
     def set_busy(self, slot, busy):
         self.BUSY.pack_into(self.memory, slot * self.SLOT.size, busy)
@@ -1924,7 +1939,7 @@ class Heartbeat:
         self.scoreboard.beat(self.slot, time.monotonic())
 
     def last_update(self):
-        return self.scoreboard.read(self.slot)[4]
+        return self.scoreboard.read(self.slot)[5]
 
     def close(self):
         pass
@@ -2548,6 +2563,7 @@ class Worker:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         conn = Connection(sock, peer, listener, self)
         self.connections.add(conn)
+        self.scoreboard.set_connections(self.slot, len(self.connections))
         self.watch(conn, READ)
         if not self.can_accept():
             self.set_accepting(False)
@@ -2560,6 +2576,7 @@ class Worker:
             return
         self.connections.discard(conn)
         self.timed_out.discard(conn)
+        self.scoreboard.set_connections(self.slot, len(self.connections))
         if conn.events:
             self.selector.unregister(conn.sock)
             conn.events = 0
