@@ -185,6 +185,8 @@ RECYCLE_REASONS = {RECYCLE_MAX_REQUESTS: "max requests", RECYCLE_MEMORY: "memory
                    RECYCLE_TIMEOUT: "timeout"}
 # The generation of a worker that asked to be replaced: older than any.
 OUTDATED = -1
+# A worker's state in its scoreboard slot's booted byte (0: booting).
+SERVING, DRAINING = 1, 2
 
 # How long the master waits between a SIGABRT (stack dump) and SIGKILL to a
 # worker that timed out: long enough for a Python stack to reach the log.
@@ -1210,6 +1212,7 @@ class Arbiter:
         self.next_watchdog = 0.0
         self.next_metrics = 0.0
         self.served_by_gone = 0         # requests served by workers that exited
+        self.last_hurry = 0.0           # see hurry_stuck_workers
         self.start_cwd = os.getcwd()
         self.start_argv = reexec_argv()
 
@@ -1260,6 +1263,7 @@ class Arbiter:
                     return self.halt(graceful=self.shutdown == "graceful")
                 self.reap_workers()
                 self.murder_workers()
+                self.hurry_stuck_workers(time.monotonic())
                 self.manage_workers()
                 self.sleep(self.next_deadline())
         except HaltServer as exc:
@@ -1347,10 +1351,15 @@ class Arbiter:
         waiting = [self.wakeup_pipe[0]]
         if self.status_listener is not None:
             waiting.append(self.status_listener)
+        channels = {w.channel[0]: w for w in self.workers.values()}
+        waiting.extend(channels)
         try:
             ready, _, _ = select.select(waiting, [], [], max(0.0, timeout))
         except InterruptedError:
             return
+        for channel in ready:
+            if channel in channels:
+                self.pass_connections_on(channels[channel])
         if self.status_listener in ready:
             self.answer_status()
         if self.wakeup_pipe[0] in ready:
@@ -1371,6 +1380,8 @@ class Arbiter:
         for worker in self.workers.values():
             if worker.aborted_at is not None:
                 soonest = min(soonest, worker.aborted_at + ABORT_GRACE - now)
+        if self.cfg.threads == 1 and len(self.workers) > 1:
+            soonest = min(soonest, HANDOFF_DELAY)   # see hurry_stuck_workers
         return soonest
 
     def call_hook(self, name, *args):
@@ -1597,7 +1608,7 @@ class Arbiter:
         """Fork one worker. In the child this never returns: os._exit()."""
         self.worker_age += 1
         worker = WorkerRecord(self.worker_age, self.generation, self.scoreboard.claim(),
-                              self.scoreboard, self.cfg, self.log)
+                              self.scoreboard, self.cfg, self.log, self.listeners)
         self.call_hook("pre_fork", self, worker)
         # Signals wait (blocked) until the child has its own handlers: one
         # that arrived in between would go to the master's handler and be lost.
@@ -1606,6 +1617,8 @@ class Arbiter:
         if pid:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNAL_NAMES)
             worker.pid = pid
+            worker.channel[1].close()
+            worker.poke[1].close()
             self.workers[pid] = worker
             return worker
         exit_code = 1
@@ -1641,10 +1654,85 @@ class Arbiter:
         signal.set_wakeup_fd(-1)
         for fd in self.wakeup_pipe:
             os.close(fd)
+        for other in self.workers.values():
+            other.channel[0].close()
+            other.poke[0].close()
         self.workers = {}
         if self.status_listener is not None:
             self.status_listener.close()
         self.signal_queue.clear()
+
+    # -- connections handed between workers (fair dispatch) ---------------
+
+    def pass_connections_on(self, source):
+        """In the master: connections a busy worker handed over (each one's
+        request is waiting, or it was just accepted) go on to the worker
+        with a free app slot and the fewest connections. The master only
+        holds the descriptor for that moment; a connection nobody can take
+        is closed (the client sees a clean close, not a hang)."""
+        while True:
+            try:
+                message, fds = receive_connection(source.channel[0])
+            except BlockingIOError:
+                return
+            except OSError:
+                return
+            if message is None:
+                return
+            try:
+                for target in self.workers_to_take_over(source):
+                    try:
+                        send_connection(target.channel[0], message, fds[0])
+                    except OSError:
+                        continue
+                    break
+                else:
+                    self.log.debug("No worker could take a handed-over connection")
+            finally:
+                for fd in fds:
+                    os.close(fd)
+
+    def hurry_stuck_workers(self, now):
+        """Sync workers: one whose app has had the same request since our
+        last look (HANDOFF_DELAY ago at least), while another worker is
+        free, is poked to hand over the connections whose next request has
+        arrived (Worker.watch_while_in_app). A master that woke late is in
+        a machine whose CPUs are all taken: then every worker is slow, and
+        moving connections would not help."""
+        late = now - self.last_hurry > 3 * HANDOFF_DELAY
+        self.last_hurry = now
+        if self.cfg.threads > 1 or len(self.workers) < 2:
+            return
+        serving = [(w, self.scoreboard.read(w.slot)) for w in self.workers.values()
+                   if w.booted and w.retired_at is None]
+        if not any(not slot[0] and slot[2] == SERVING and not slot[1] for _, slot in serving):
+            return
+        for worker, (busy, _, _, connections, _, _, app_since) in serving:
+            stuck = busy and app_since and app_since == worker.seen_in_app and \
+                now - app_since > HANDOFF_DELAY
+            worker.seen_in_app = app_since if busy else 0.0
+            if stuck and connections > 1 and not late:
+                try:
+                    worker.poke[0].send(b"!")
+                except OSError:
+                    pass        # a poke is waiting already
+
+    def workers_to_take_over(self, source):
+        """Workers that may take a connection from ``source``, best first:
+        booted, serving, forked with the same listeners; free app slots
+        first, then the fewest connections. ``source`` comes last: if
+        nobody else can, it keeps the connection."""
+        threads = self.cfg.threads
+        candidates = []
+        for worker in self.workers.values():
+            if worker is source or not worker.booted or worker.retired_at is not None or \
+                    worker.generation == OUTDATED or worker.listeners is not source.listeners:
+                continue
+            busy, recycle, booted, connections = self.scoreboard.read(worker.slot)[:4]
+            if booted == SERVING and not recycle:
+                candidates.append((busy >= threads, busy, connections, worker.age, worker))
+        candidates.sort(key=lambda c: c[:4])
+        return [c[-1] for c in candidates] + [source]
 
     def retire_worker(self, worker, sig=signal.SIGTERM):
         worker.retired_at = time.monotonic()
@@ -1716,6 +1804,8 @@ class Arbiter:
             self.served_by_gone += slot[4]
             self.log_worker_exit(worker, status)
             self.scoreboard.release(worker.slot)
+            worker.channel[0].close()   # with any connection still on its way to it
+            worker.poke[0].close()
             self.call_hook("child_exit", self, worker)
             code = os.waitstatus_to_exitcode(status) if hasattr(os, "waitstatus_to_exitcode") \
                 else (status >> 8)
@@ -1854,10 +1944,15 @@ class Scoreboard:
     """Shared memory (an anonymous mmap, inherited across fork) with one slot
     per worker: how many app slots are busy, why it wants replacing, whether
     it booted, its open connections, requests served, its heartbeat, and
-    since when the app has had its request (sync workers). Each field has one writer, the worker's
-    loop thread (or the master, before the fork), so a worker updates its
-    slot without a lock or a system call; the master reads it."""
+    since when the app has had its request (sync workers). Each field has
+    one writer, the worker's loop (or the master, around the worker's life),
+    so a worker updates its slot without a lock or a system call; the
+    master reads them all, and workers read each other's to share the load
+    (see Worker.fair_to_accept and Worker.free_slot_elsewhere)."""
 
+    HEADER = struct.Struct("=I60x")     # how many slots have ever been in use
+    # The booted byte: SERVING once the worker booted, DRAINING once it stops
+    # taking connections.
     # busy, recycle reason, booted, connections, requests, last beat, app since
     SLOT = struct.Struct("=HBBIQdd")
     BUSY = struct.Struct("=H")
@@ -1871,8 +1966,11 @@ class Scoreboard:
     SLOTS = 1024
 
     def __init__(self):
-        self.memory = mmap.mmap(-1, self.SLOT.size * self.SLOTS)
+        self.memory = mmap.mmap(-1, self.HEADER.size + self.SLOT.size * self.SLOTS)
         self.free = list(range(self.SLOTS - 1, -1, -1))
+
+    def offset(self, slot):
+        return self.HEADER.size + slot * self.SLOT.size
 
     def claim(self):
         """In the master: a slot for a new worker, its heartbeat set to now
@@ -1880,50 +1978,75 @@ class Scoreboard:
         if not self.free:
             raise HaltServer("more than %d workers" % self.SLOTS, 1)
         slot = self.free.pop()
-        self.SLOT.pack_into(self.memory, slot * self.SLOT.size, 0, 0, 0, 0, 0,
+        self.SLOT.pack_into(self.memory, self.offset(slot), 0, 0, 0, 0, 0,
                             time.monotonic(), 0.0)
+        if slot >= self.slots_in_use():
+            self.HEADER.pack_into(self.memory, 0, slot + 1)
         return slot
 
     def release(self, slot):
+        """In the master, once the worker is reaped: the slot says nothing."""
+        self.SLOT.pack_into(self.memory, self.offset(slot), 0, 0, 0, 0, 0, 0.0, 0.0)
         self.free.append(slot)
+
+    def slots_in_use(self):
+        return self.HEADER.unpack_from(self.memory, 0)[0]
 
     def read(self, slot):
         """(busy, recycle reason, booted, connections, requests, last beat,
         app since)."""
-        return self.SLOT.unpack_from(self.memory, slot * self.SLOT.size)
+        return self.SLOT.unpack_from(self.memory, self.offset(slot))
 
     # The worker's writes, each to its own slot.
 
     def beat(self, slot, now):
-        self.TIME.pack_into(self.memory, slot * self.SLOT.size + self.BEAT_AT, now)
+        self.TIME.pack_into(self.memory, self.offset(slot) + self.BEAT_AT, now)
 
     def mark_booted(self, slot):
-        self.BOOTED.pack_into(self.memory, slot * self.SLOT.size + self.BOOTED_AT, 1)
+        self.BOOTED.pack_into(self.memory, self.offset(slot) + self.BOOTED_AT, SERVING)
+
+    def mark_draining(self, slot):
+        """Booted, but taking no more connections (see Worker.fair_to_accept)."""
+        self.BOOTED.pack_into(self.memory, self.offset(slot) + self.BOOTED_AT, DRAINING)
 
     def ask_for_successor(self, slot, reason):
-        self.RECYCLE.pack_into(self.memory, slot * self.SLOT.size + self.RECYCLE_AT, reason)
+        self.RECYCLE.pack_into(self.memory, self.offset(slot) + self.RECYCLE_AT, reason)
 
     def set_connections(self, slot, count):
-        self.CONNECTIONS.pack_into(self.memory, slot * self.SLOT.size + self.CONNECTIONS_AT,
-                                   count)
+        self.CONNECTIONS.pack_into(self.memory, self.offset(slot) + self.CONNECTIONS_AT, count)
 
     def set_busy(self, slot, busy):
-        self.BUSY.pack_into(self.memory, slot * self.SLOT.size, busy)
+        self.BUSY.pack_into(self.memory, self.offset(slot), busy)
 
     def count(self, slot, requests):
-        self.FINISHED.pack_into(self.memory, slot * self.SLOT.size + self.REQUESTS_AT,
+        self.FINISHED.pack_into(self.memory, self.offset(slot) + self.REQUESTS_AT,
                                 requests, time.monotonic(), 0.0)
 
     def app_started(self, slot, since):
         """Sync: the app has a request since ``since`` (the master times it)."""
-        offset = slot * self.SLOT.size
+        offset = self.offset(slot)
         self.BUSY.pack_into(self.memory, offset, 1)
         self.TIME.pack_into(self.memory, offset + self.APP_SINCE_AT, since)
 
     def app_finished(self, slot, requests, now):
-        offset = slot * self.SLOT.size
+        offset = self.offset(slot)
         self.BUSY.pack_into(self.memory, offset, 0)
         self.FINISHED.pack_into(self.memory, offset + self.REQUESTS_AT, requests, now, 0.0)
+
+    # What workers read of each other.
+
+    def others(self, slot):
+        """(busy, connections, app since) of every other worker that is
+        serving (booted, not draining, not waiting for a successor)."""
+        unpack, memory, size = self.SLOT.unpack_from, self.memory, self.SLOT.size
+        found = []
+        for other in range(self.slots_in_use()):
+            if other != slot:
+                busy, recycle, booted, connections, _, _, app_since = unpack(
+                    memory, self.HEADER.size + other * size)
+                if booted == SERVING and not recycle:
+                    found.append((busy, connections, app_since))
+        return found
 
 
 class Heartbeat:
@@ -2200,6 +2323,16 @@ WRITE = selectors.EVENT_WRITE
 HEAD, BODY, APP, SEND = "head", "body", "app", "send"
 # Pipelined requests one connection gets served before the others' turn.
 PIPELINE_TURN = 8
+CHANNEL = "channel"     # selector data of the worker's end of its handoff channel
+# Fair dispatch: a sync worker whose app has had a request this long hands
+# the connections whose next request is waiting to the master (for a worker
+# with a free slot); a worker accepts while it holds at most this many more
+# connections than the least loaded worker that has a free slot.
+HANDOFF_DELAY = 0.01
+BALANCE_SLACK = 2
+BALANCE_STUCK = 0.1         # a sync worker in its app this long can not accept
+BALANCE_RECHECK = 0.01      # how often a worker that stopped accepting looks again
+HANDOFF_MESSAGE_MAX = 512
 
 
 def io_deadline(started, timeout, transferred, min_rate):
@@ -2217,7 +2350,7 @@ class WorkerRecord:
     spawn_worker() before the fork (the pid once it is known). The hooks
     that run in the master (pre_fork, child_exit) get this object."""
 
-    def __init__(self, age, generation, slot, scoreboard, cfg, log):
+    def __init__(self, age, generation, slot, scoreboard, cfg, log, listeners):
         self.pid = None
         self.age = age
         self.generation = generation    # OUTDATED once it asked to be replaced
@@ -2229,6 +2362,15 @@ class WorkerRecord:
         self.tmp = Heartbeat(scoreboard, slot)      # gunicorn's name, for hooks
         self.cfg = cfg
         self.log = log
+        self.listeners = listeners      # the master's list it was forked with
+        # A socketpair (datagrams) for connections handed between workers:
+        # the master keeps [0], the worker [1] (see hand_off).
+        self.channel = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+        # And one for the master to wake a sync worker's handoff watch.
+        self.poke = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+        for end in self.channel + self.poke:
+            end.setblocking(False)
+        self.seen_in_app = 0.0          # its app's request, as the master last saw it
 
     @property
     def timeout(self):
@@ -2252,6 +2394,9 @@ class Worker:
         self.age = record.age
         self.ppid = ppid
         self.sockets = listeners
+        self.listeners = list(listeners)    # as forked: their index names them to the master
+        self.channel = record.channel[1]    # connections handed over, both ways
+        self.poke = record.poke[1]          # sync: the master says "hand over"
         self.app = app
         self.wsgi = app
         self.cfg = cfg
@@ -2279,6 +2424,8 @@ class Worker:
         self.waiting = collections.deque()      # (conn, request) until a thread is free
         self.handed_back = collections.deque()  # connections the app threads are done with
         self.pipelined = collections.deque()    # connections with requests still waiting
+        self.app_since = 0.0            # sync: when the app got its request (0: it has none)
+        self.app_lock = None            # sync: the loop gives it up only for the app
         self.app_queue = None           # threaded: what the app threads take work from
         self.idle_threads = 0
         self.wake_pipe = None
@@ -2382,8 +2529,11 @@ class Worker:
         for sock in self.sockets:
             sock.setblocking(False)
             self.base_environ[sock] = base_environ(sock, cfg)
+        self.selector.register(self.channel, READ, CHANNEL)
         if self.threads > 1:
             self.start_app_threads()
+        else:
+            self.start_handoff_watch()
         self.set_accepting(True)
         select_ = self.selector.select
         log = self.log
@@ -2397,14 +2547,20 @@ class Worker:
                 self.tick(now)
             if log.access_pending:
                 log.flush_access()
-            timeout = 0 if self.pipelined else \
-                DRAIN_IDLE_GRACE if self.draining else HEARTBEAT_INTERVAL
+            paused = not self.accepting and self.sockets and not self.retiring
+            if paused and self.can_accept():
+                self.set_accepting(True)    # our share of connections is fair again
+                paused = False
+            timeout = 0 if self.pipelined else DRAIN_IDLE_GRACE if self.draining else \
+                BALANCE_RECHECK if paused else HEARTBEAT_INTERVAL
             for key, events in select_(timeout):
                 data = key.data
                 if data is ACCEPT:
                     self.accept(key.fileobj)
                 elif data is WAKE:
                     self.on_wake()
+                elif data is CHANNEL:
+                    self.take_handed_connections()
                 elif data.closed:
                     continue    # closed by an earlier event of this batch
                 elif data.stage is APP:
@@ -2412,6 +2568,10 @@ class Worker:
                     # thread: stop watching it until the thread hands it back.
                     self.watch(data, 0)
                 elif events & READ:
+                    if self.threads > 1 and not self.idle_threads and data.movable() and \
+                            self.all_slots_busy_for_a_while() and self.free_slot_elsewhere() \
+                            and self.hand_off(data):
+                        continue    # its request would wait here: a free worker takes it
                     self.serve_connection(data)
                 else:
                     self.send_rest(data)
@@ -2524,6 +2684,7 @@ class Worker:
         """No new connections; those waiting for a request get a short grace
         to send it (answered with Connection: close), then are closed."""
         self.draining = True
+        self.scoreboard.mark_draining(self.slot)
         self.stop_listening()
         for sock, peer, listener in self.backlog:
             self.adopt(sock, peer, listener)
@@ -2539,7 +2700,9 @@ class Worker:
         count = len(self.connections)
         if count >= self.cfg.worker_connections or self.retiring:
             return False
-        return not self.max_requests or self.max_requests - self.nr > count
+        if self.max_requests and self.max_requests - self.nr <= count:
+            return False
+        return self.fair_to_accept()
 
     def accept(self, listener):
         if not self.accepting:
@@ -2567,6 +2730,9 @@ class Worker:
         self.watch(conn, READ)
         if not self.can_accept():
             self.set_accepting(False)
+        if self.threads > 1 and not self.idle_threads and self.all_slots_busy_for_a_while() \
+                and self.free_slot_elsewhere() and self.hand_off(conn):
+            return
         self.serve_connection(conn)
 
     def close(self, conn):
@@ -2574,18 +2740,22 @@ class Worker:
         response still on its way is logged with the bytes that left."""
         if conn.closed:
             return
+        if conn.response is not None:
+            self.log_access(conn.response)
+            conn.response = None
+        self.forget(conn)
+        if not self.accepting and not self.draining and self.can_accept():
+            self.set_accepting(True)
+
+    def forget(self, conn):
+        """Drop a connection and close our descriptor of it."""
         self.connections.discard(conn)
         self.timed_out.discard(conn)
         self.scoreboard.set_connections(self.slot, len(self.connections))
         if conn.events:
             self.selector.unregister(conn.sock)
             conn.events = 0
-        if conn.response is not None:
-            self.log_access(conn.response)
-            conn.response = None
         conn.close()
-        if not self.accepting and not self.draining and self.can_accept():
-            self.set_accepting(True)
 
     # -- one connection, request by request --------------------------------
 
@@ -2611,7 +2781,11 @@ class Worker:
                 self.dispatch(conn, request)
                 return
             conn.stage = APP
-            self.run_request(conn, request)
+            self.app_lock.release()     # the handoff watch may act while the app runs
+            try:
+                self.run_request(conn, request)
+            finally:
+                self.app_lock.acquire()
             if not self.finish_request(conn) or not conn.has_pending():
                 return
         self.pipelined.append(conn)
@@ -2703,6 +2877,7 @@ class Worker:
         response = conn.response = Response(conn, request, self)
         self.in_app[conn] = response
         if self.threads == 1:
+            self.app_since = response.in_app_since
             self.scoreboard.app_started(self.slot, response.in_app_since)
         environ = None
         try:
@@ -2721,6 +2896,7 @@ class Worker:
             self.handle_error(conn, request, response, exc)
         finally:
             del self.in_app[conn]
+            self.app_since = 0.0
             response.duration = time.monotonic() - response.in_app_since
         self.call_hook("post_request", self, request, environ, response)
 
@@ -2787,6 +2963,110 @@ class Worker:
         log = self.log
         if log.access_enabled or log.statsd:
             log.access(response, response.request, response.environ or {}, response.duration)
+
+    # -- fair dispatch: handing connections to a worker with a free slot ----
+
+    def fair_to_accept(self):
+        """Accept while we hold at most BALANCE_SLACK more connections than
+        the least loaded other worker that can accept: connections spread
+        evenly. (A sync worker whose app has had a request for a while can
+        not accept; it does not count.)"""
+        stuck = time.monotonic() - BALANCE_STUCK
+        loads = [connections for busy, connections, app_since in
+                 self.scoreboard.others(self.slot) if not (busy and app_since and app_since < stuck)]
+        return not loads or len(self.connections) <= min(loads) + BALANCE_SLACK
+
+    def free_slot_elsewhere(self):
+        threads = self.threads
+        return any(busy < threads for busy, _, _ in self.scoreboard.others(self.slot))
+
+    def all_slots_busy_for_a_while(self):
+        """Threaded: every app thread has had its request for HANDOFF_DELAY
+        at least (a moment's full house under load is no reason to move)."""
+        if self.idle_threads or len(self.in_app) < self.threads:
+            return False
+        since = time.monotonic() - HANDOFF_DELAY
+        return all(response.in_app_since < since for response in list(self.in_app.values()))
+
+    def start_handoff_watch(self):
+        import threading
+        self.app_lock = threading.Lock()
+        self.app_lock.acquire()
+        self.poke.setblocking(True)
+        threading.Thread(target=self.watch_while_in_app, name="handoff", daemon=True).start()
+
+    def watch_while_in_app(self):
+        """Sync mode, on a thread of its own, asleep until the master pokes
+        it (Arbiter.hurry_stuck_workers): our app has had a request for a
+        while, so a request that arrives on another of our connections would
+        wait for it, and another worker is free. Hand such connections over.
+        The thread acts only while it holds app_lock, which the loop gives up
+        only while the app runs: the loop never meets a connection on its
+        way out. (It sleeps in recv(), so it costs the loop nothing.)"""
+        while True:
+            try:
+                self.poke.recv(64)
+            except OSError:
+                return
+            if not self.app_lock.acquire(blocking=False):
+                continue
+            try:
+                if self.app_since and self.free_slot_elsewhere():
+                    self.hand_off_waiting()
+            finally:
+                self.app_lock.release()
+
+    def hand_off_waiting(self):
+        """Hand over every connection whose next request has begun to arrive."""
+        movable = [conn for conn in list(self.connections) if conn.movable()]
+        if not movable:
+            return
+        poller = select.poll()
+        for conn in movable:
+            poller.register(conn.fd, select.POLLIN)
+        ready = {fd for fd, _ in poller.poll(0)}
+        for conn in movable:
+            if conn.fd in ready:
+                self.hand_off(conn)
+
+    def hand_off(self, conn):
+        """Give a connection to the master, for a worker with a free slot:
+        its descriptor, its listener and what we know of the peer. What has
+        arrived of its request is still in the socket. True once sent."""
+        peer = conn.peer
+        message = "%d\t%d\t%s" % (self.listeners.index(conn.listener), conn.proxy_pending,
+                                    "%s\t%d" % peer[:2] if isinstance(peer, tuple) else "")
+        try:
+            send_connection(self.channel, message.encode(), conn.fd)
+        except OSError:
+            return False
+        self.forget(conn)
+        return True
+
+    def take_handed_connections(self):
+        """In the loop: connections the master hands us; serve them here."""
+        while True:
+            try:
+                message, fds = receive_connection(self.channel)
+            except (BlockingIOError, InterruptedError):
+                return
+            if message is None:
+                return
+            for extra in fds[1:]:
+                os.close(extra)
+            if not fds:
+                continue
+            index, proxy_pending, host_port = message.decode().split("\t", 2)
+            host, _, port = host_port.partition("\t")
+            sock = socket.socket(fileno=fds[0])
+            sock.setblocking(False)
+            conn = Connection(sock, (host, int(port)) if port else "", self.listeners[int(index)],
+                              self)
+            conn.proxy_pending = proxy_pending == "1"
+            self.connections.add(conn)
+            self.scoreboard.set_connections(self.slot, len(self.connections))
+            self.watch(conn, READ)
+            self.serve_connection(conn)
 
     def check_app_timeouts(self, now):
         """Threaded: a request past --timeout in the app. Its thread can not
@@ -3114,6 +3394,13 @@ class Connection:
         if len(buffer) > self.worker.max_head:
             raise HeadersTooLarge("request head larger than %d bytes" % self.worker.max_head)
 
+    def movable(self):
+        """May another worker take this connection over? Only between
+        requests, with nothing of the next one taken from the socket yet,
+        and not once TLS has begun (its state lives in this process)."""
+        return self.stage is HEAD and not self.buffer and \
+            (not self.tls or (self.tls_pending and type(self.sock) is socket.socket))
+
     def has_pending(self):
         """Bytes already received but not yet parsed (in our buffer, or
         decrypted inside the TLS layer, where select() can not see them)."""
@@ -3212,6 +3499,26 @@ class Connection:
         if self.out is not None:
             self.out.close()
         self.sock.close()
+
+
+def send_connection(channel, message, fd):
+    """Hand a connection's descriptor and a short description of it over a
+    channel (one datagram). Raises OSError (BlockingIOError when full)."""
+    channel.sendmsg([message], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack("i", fd))])
+
+
+def receive_connection(channel):
+    """(description, [descriptors]) of one handed-over connection, or
+    (None, []) for an empty datagram. Raises BlockingIOError when none waits."""
+    message, ancillary, _, _ = channel.recvmsg(HANDOFF_MESSAGE_MAX, socket.CMSG_SPACE(16))
+    fds = []
+    for level, kind, data in ancillary:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            usable = len(data) - len(data) % 4
+            fds.extend(struct.unpack("%di" % (usable // 4), data[:usable]))
+    if not message and not fds:
+        return None, []
+    return message, fds
 
 
 def open_temporary_file(directory):
