@@ -1725,7 +1725,7 @@ class Arbiter:
         threads = self.cfg.threads
         candidates = []
         for worker in self.workers.values():
-            if worker is source or not worker.booted or worker.retired_at is not None or \
+            if worker is source or worker.retired_at is not None or \
                     worker.generation == OUTDATED or worker.listeners is not source.listeners:
                 continue
             busy, recycle, booted, connections = self.scoreboard.read(worker.slot)[:4]
@@ -2424,6 +2424,7 @@ class Worker:
         self.waiting = collections.deque()      # (conn, request) until a thread is free
         self.handed_back = collections.deque()  # connections the app threads are done with
         self.pipelined = collections.deque()    # connections with requests still waiting
+        self.deferred = collections.deque()     # threaded: (move after, conn) left unread
         self.app_since = 0.0            # sync: when the app got its request (0: it has none)
         self.app_lock = None            # sync: the loop gives it up only for the app
         self.app_queue = None           # threaded: what the app threads take work from
@@ -2551,7 +2552,8 @@ class Worker:
             if paused and self.can_accept():
                 self.set_accepting(True)    # our share of connections is fair again
                 paused = False
-            timeout = 0 if self.pipelined else DRAIN_IDLE_GRACE if self.draining else \
+            timeout = 0 if self.pipelined else HANDOFF_DELAY if self.deferred else \
+                DRAIN_IDLE_GRACE if self.draining else \
                 BALANCE_RECHECK if paused else HEARTBEAT_INTERVAL
             for key, events in select_(timeout):
                 data = key.data
@@ -2568,10 +2570,9 @@ class Worker:
                     # thread: stop watching it until the thread hands it back.
                     self.watch(data, 0)
                 elif events & READ:
-                    if self.threads > 1 and not self.idle_threads and data.movable() and \
-                            self.all_slots_busy_for_a_while() and self.free_slot_elsewhere() \
-                            and self.hand_off(data):
-                        continue    # its request would wait here: a free worker takes it
+                    if self.threads > 1 and not self.idle_threads and data.movable():
+                        self.defer(data)    # no thread free: leave its request unread
+                        continue
                     self.serve_connection(data)
                 else:
                     self.send_rest(data)
@@ -2579,6 +2580,8 @@ class Worker:
                 conn = self.pipelined.popleft()
                 if not conn.closed and conn.stage is HEAD:
                     self.serve_connection(conn)
+            if self.deferred:
+                self.hand_off_deferred()
 
     def tick(self, now):
         """Once a second: heartbeat, orphan check, deadlines, app timeouts."""
@@ -2635,6 +2638,8 @@ class Worker:
             self.idle_threads += 1
             if self.waiting:
                 self.dispatch(*self.waiting.popleft())
+            elif self.deferred:
+                self.take_deferred()
             self.scoreboard.set_busy(self.slot, self.threads - self.idle_threads)
             if self.finish_request(conn) and conn.has_pending():
                 self.serve_connection(conn)
@@ -2730,8 +2735,8 @@ class Worker:
         self.watch(conn, READ)
         if not self.can_accept():
             self.set_accepting(False)
-        if self.threads > 1 and not self.idle_threads and self.all_slots_busy_for_a_while() \
-                and self.free_slot_elsewhere() and self.hand_off(conn):
+        if self.threads > 1 and not self.idle_threads:
+            self.defer(conn)
             return
         self.serve_connection(conn)
 
@@ -2980,13 +2985,34 @@ class Worker:
         threads = self.threads
         return any(busy < threads for busy, _, _ in self.scoreboard.others(self.slot))
 
-    def all_slots_busy_for_a_while(self):
-        """Threaded: every app thread has had its request for HANDOFF_DELAY
-        at least (a moment's full house under load is no reason to move)."""
-        if self.idle_threads or len(self.in_app) < self.threads:
-            return False
-        since = time.monotonic() - HANDOFF_DELAY
-        return all(response.in_app_since < since for response in list(self.in_app.values()))
+    def defer(self, conn):
+        """Threaded, every app thread busy: a connection whose request has
+        begun to arrive is left unread (so it can still move) until a thread
+        is free here, or for HANDOFF_DELAY, then handed to a free worker."""
+        self.watch(conn, 0)
+        conn.deadline = NEVER       # it is waiting for us, not we for it
+        self.deferred.append((time.monotonic() + HANDOFF_DELAY, conn))
+
+    def take_deferred(self):
+        """A thread is free: the connection that has waited longest."""
+        while self.deferred:
+            _, conn = self.deferred.popleft()
+            if not conn.closed:
+                self.watch(conn, READ)
+                self.serve_connection(conn)
+                return
+
+    def hand_off_deferred(self):
+        """Deferred connections that waited HANDOFF_DELAY go to a worker with
+        a free slot, if there is one (else they wait for our threads)."""
+        now = time.monotonic()
+        if self.deferred[0][0] > now or not self.free_slot_elsewhere():
+            return
+        while self.deferred and self.deferred[0][0] <= now:
+            _, conn = self.deferred.popleft()
+            if not conn.closed and not self.hand_off(conn):
+                self.deferred.appendleft((now + HANDOFF_DELAY, conn))
+                return
 
     def start_handoff_watch(self):
         import threading

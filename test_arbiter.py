@@ -2760,6 +2760,90 @@ def connection_refused(port):
     return False
 
 
+class KeptConnection:
+    """A keep-alive client connection and the worker pid that answers it."""
+
+    def __init__(self, port):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.reader = self.sock.makefile("rb")
+
+    def get(self, path="/"):
+        self.sock.sendall(b"GET %s HTTP/1.1\r\nHost: t\r\n\r\n" % path.encode())
+        return read_response(self.reader)
+
+    def pid(self):
+        status, _, body = self.get()
+        assert status == 200
+        return int(body.split()[0].split(b"=")[1])
+
+    def close(self):
+        self.reader.close()
+        self.sock.close()
+
+
+def connections_by_worker(port, count):
+    """``count`` keep-alive connections, grouped by the worker serving them."""
+    by_worker = collections.defaultdict(list)
+    for _ in range(count):
+        conn = KeptConnection(port)
+        by_worker[conn.pid()].append(conn)
+    return by_worker
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_request_never_waits_behind_a_busy_worker_while_another_is_free(core, threads):
+    """Fair dispatch: keep-alive connections parked in a worker whose app
+    slots are all busy are handed (through the master) to a free worker as
+    soon as a request arrives on them; the connection stays open."""
+    proc, port = core.start(["-w", "2", "--threads", str(threads)], app="coreapp:app")
+    seen = set()
+    wait_for(lambda: seen.add(http_get(port)[1]) or len(seen) == 2, 10,
+             message="two workers answering")
+    by_worker = connections_by_worker(port, 2 * threads + 6)
+    busy_pid = max(by_worker, key=lambda pid: len(by_worker[pid]))
+    conns = by_worker[busy_pid]
+    assert len(conns) >= threads + 1, {pid: len(c) for pid, c in by_worker.items()}
+    try:
+        held = conns[:threads]
+        for number, conn in enumerate(held):        # every app slot of busy_pid
+            conn.sock.sendall(b"GET /hold?%d HTTP/1.1\r\nHost: t\r\n\r\n" % number)
+        for number in range(threads):
+            wait_for(lambda: (core.tmp_path / ("holding%d" % number)).exists(), 10)
+        waiting = conns[threads]
+        started = time.monotonic()
+        status, headers, body = waiting.get()        # would wait behind /hold
+        assert status == 200 and headers.get("connection") != "close"
+        other_pid = int(body.split()[0].split(b"=")[1])
+        assert other_pid != busy_pid
+        assert time.monotonic() - started < 2
+        assert waiting.pid() == other_pid           # it lives in its new worker now
+        for number in range(threads):
+            (core.tmp_path / ("release%d" % number)).write_text("")
+        for conn in held:
+            assert read_response(conn.reader)[2] == b"released"
+    finally:
+        for number in range(threads):
+            (core.tmp_path / ("release%d" % number)).write_text("")
+        for group in by_worker.values():
+            for conn in group:
+                conn.close()
+
+
+def test_keep_alive_connections_spread_evenly_over_the_workers(core):
+    proc, port = core.start(["-w", "3"], app="coreapp:app")
+    seen = set()
+    wait_for(lambda: seen.add(http_get(port)[1]) or len(seen) == 3, 10,
+             message="three workers answering")
+    by_worker = connections_by_worker(port, 24)
+    try:
+        counts = sorted(len(conns) for conns in by_worker.values())
+        assert len(counts) == 3 and counts[-1] - counts[0] <= 2 + 1, counts
+    finally:
+        for group in by_worker.values():
+            for conn in group:
+                conn.close()
+
+
 def test_int_stops_at_once_even_with_a_request_in_flight(core, tmp_path):
     proc, port = core.start(["-w", "1"], app="coreapp:app")
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
