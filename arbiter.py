@@ -11,7 +11,7 @@ gunicorn.conf.py``), the signals, the hooks and the log lines follow
 gunicorn's, so an existing ``gunicorn ...`` command line works unchanged.
 Without an application argument a small built-in demo app is served.
 
-Process model and one request's path, in the order this file defines them::
+Process model and one request's path, with the real names::
 
     script:  rerun_from_bytecode()   (python arbiter.py: exec a fresh interpreter
                                       on the compiled code, without the syntax tree)
@@ -19,21 +19,33 @@ Process model and one request's path, in the order this file defines them::
              run(): start() [signals, pidfile, listeners, scoreboard, when_ready]
              loop:  maybe_promote_master() ; do_periodic_work()
                     each queued signal -> handle_<name>()  (a handler only records)
-                    reap_workers() ; murder_workers() ; manage_workers()
-                    sleep() on the self-pipe (and the status socket)
-    worker:  spawn_worker() -> fork -> SyncWorker.run()   (never returns: os._exit)
+                    reap_workers() ; murder_workers() ; hurry_stuck_workers()
+                    manage_workers()
+                    sleep() on the self-pipe, the status socket and the workers'
+                    channels -> pass_connections_on() (fair dispatch)
+    worker:  spawn_worker(): WorkerRecord (the master's) -> fork
+             -> Worker(record).run()   (never returns: os._exit)
              run(): init_signals(), load_app(), serve()
-             serve(): select(listeners, parked connections, signal pipe)
+             serve(): select(listeners, connections, wake-up pipe, channel)
              -> accept() -> adopt() -> Connection -> serve_connection()
-             -> Connection.read_head() -> parse_head() -> Request
-             -> handle_request(): build_environ()
-             -> app(environ, Response.start_response) -> Response.send_result()
-             -> Response.finish() -> park the connection again, or close() it
+             -> read_request(): Connection.read_head() -> parse_head() -> Request
+                                start_body() -> Connection.read_body() -> IncomingBody
+             -> an app slot: run_request() in the loop (sync), or dispatch() to
+                an app thread (--threads N):
+                pre_request -> build_environ() -> app(environ, start_response)
+                -> Response.send_result() -> Connection.write() -> post_request
+             -> finish_request(): the rest leaves from the OutputBuffer
+                (send_rest()), then response_sent(): the access log, and the
+                connection waits for its next request, or close()
+             a connection whose next request would wait behind a busy worker:
+             hand_off() -> master -> take_handed_connections() in a free worker
 
-"Sync" means one request at a time per worker, as in gunicorn's sync worker.
-Idle keep-alive connections and connections whose request head has not fully
-arrived are parked in the worker's selector: they never hold the worker, so
-slow or silent clients can not take it away from everybody else.
+Each worker is an event loop that owns every client byte, around its app
+slots: one (the loop runs the app itself: gunicorn's sync worker) or
+``--threads N``. A request reaches the app only once its head and body have
+arrived, and a response leaves at the client's pace without holding the
+app, so slow, silent or flooding clients can not take a worker away from
+everybody else.
 
 Signals, to the master:
 
