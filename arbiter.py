@@ -2836,7 +2836,7 @@ class Worker:
     def reject(self, conn, exc):
         """In the loop: a request that is refused before it reaches the app
         (its HTTPError says the status): the error page, then close."""
-        self.log.warning("Invalid request from %s: %s", conn.peer_text, exc.detail)
+        self.log.warning("Invalid request from ip=%s: %s", conn.peer_ip(), exc.detail)
         conn.send_error_quietly(exc.status)
         if self.log.access_enabled or self.log.statsd:
             self.log.access(ErrorResponse(exc.status), None, {}, 0.0)
@@ -2847,7 +2847,7 @@ class Worker:
         (its ``status``, else 500), or a close once the head has left."""
         status = getattr(exc, "status", 500)
         if isinstance(exc, HTTPError):
-            self.log.warning("Invalid request from %s: %s", conn.peer_text, exc.detail)
+            self.log.warning("Invalid request from ip=%s: %s", conn.peer_ip(), exc.detail)
         elif isinstance(exc, ResponseError):
             self.log.error("Error in the app's response to %s: %s", request.uri, exc)
         else:
@@ -3096,6 +3096,11 @@ class Connection:
             raise URITooLong("request line longer than %d bytes" % cfg.limit_request_line)
         if len(buffer) > self.worker.max_head:
             raise HeadersTooLarge("request head larger than %d bytes" % self.worker.max_head)
+
+    def peer_ip(self):
+        """The client's IP address as gunicorn's log lines give it ('' for a
+        unix socket)."""
+        return self.peer[0] if isinstance(self.peer, tuple) else ""
 
     def has_pending(self):
         """Bytes already received but not yet parsed (in our buffer, or
