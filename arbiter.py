@@ -2608,6 +2608,7 @@ class Worker:
             if head is None:
                 return None
             request = parse_head(head, self.cfg)
+            request.peer_addr = conn.peer
             if not (request.chunked or request.content_length):
                 return request
             self.start_body(conn, request)
@@ -3556,7 +3557,7 @@ class Request:
 
     __slots__ = ("method", "uri", "path", "query", "fragment", "version", "headers",
                  "host", "content_length", "chunked", "expect_continue", "keep_alive",
-                 "scheme", "body", "trailers", "forwarded")
+                 "scheme", "body", "trailers", "forwarded", "peer_addr")
 
     def __init__(self, method, uri, version):
         self.method = method
@@ -3575,6 +3576,16 @@ class Request:
         self.body = EMPTY_INPUT         # wsgi.input; read_request sets the real one
         self.trailers = []              # of a chunked body, once it has arrived
         self.forwarded = []     # forwarder_headers fields, used if the peer is trusted
+        self.peer_addr = None   # the client's address; read_request sets it
+
+    @property
+    def remote_addr(self):
+        """gunicorn's name for the same address as ``peer_addr``."""
+        return self.peer_addr
+
+    def should_close(self):
+        """gunicorn's hook API: will the connection close after this request?"""
+        return not self.keep_alive
 
     def __repr__(self):
         return "<Request %s %s>" % (self.method, self.uri)

@@ -965,6 +965,22 @@ def test_obs_fold_of_an_empty_line_adds_nothing(fold):
     assert request.headers == [("HOST", "example.com"), ("X-A", "a")]
 
 
+@pytest.mark.parametrize("head, should_close", [
+    (b"GET / HTTP/1.1" + HOST_LINE, False),
+    (b"GET / HTTP/1.1" + HOST_LINE + b"\r\nConnection: close", True),
+    (b"GET / HTTP/1.0", True),
+    (b"GET / HTTP/1.0\r\nConnection: keep-alive", False),
+])
+def test_request_has_gunicorns_hook_api(head, should_close):
+    # What gunicorn's hooks read of ``req``; read_request sets the address
+    # (a real server's hooks see it, in the hook tests below).
+    request = arbiter.parse_head(head, make_cfg())
+    assert request.should_close() is should_close
+    assert request.trailers == [] and request.peer_addr is None
+    request.peer_addr = ("192.0.2.10", 51234)
+    assert request.remote_addr == request.peer_addr
+
+
 # ---------------------------------------------------------------------------
 # HTTP parsing: a seeded mutation fuzz of parse_head
 # ---------------------------------------------------------------------------
