@@ -1437,7 +1437,14 @@ def make_environ(pair, listener, head, peer=("192.0.2.10", 51234), settings=None
     if request.chunked or request.content_length:
         request.body = arbiter.IncomingBody(
             request, worker.cfg, arbiter.BodyMemory(1 << 20, 1 << 20, 1)).wsgi_input()
-    return arbiter.build_environ(request, conn, worker), worker
+    return environ_of(request, conn, worker), worker
+
+
+def environ_of(request, conn, worker):
+    """build_environ as Worker.run_request calls it: once the request's
+    Response exists (wsgi.early_hints is its method)."""
+    conn.response = arbiter.Response(conn, request, worker)
+    return arbiter.build_environ(request, conn, worker)
 
 
 CGI_KEYS = ("REQUEST_METHOD", "SCRIPT_NAME", "PATH_INFO", "QUERY_STRING", "SERVER_NAME",
@@ -1480,6 +1487,8 @@ def test_build_environ_pep3333(pair, listener, monkeypatch):
     assert environ["wsgi.input_terminated"] is True
     assert environ["wsgi.file_wrapper"] is arbiter.FileWrapper
     assert hasattr(environ["wsgi.input"], "read")
+    assert environ["gunicorn.socket"] is pair[0]        # gunicorn's: the client socket
+    assert environ["wsgi.early_hints"].__func__ is arbiter.Response.early_hints
     environ["wsgi.errors"].write("app trouble\n")
     environ["wsgi.errors"].writelines(["a\n", "\n"])
     environ["wsgi.errors"].flush()
@@ -1498,7 +1507,7 @@ def test_build_environ_does_not_share_state_between_requests(pair, listener):
     environ, worker = make_environ(pair, listener, b"GET / HTTP/1.1\r\nHost: a\r\nX-A: 1")
     conn = arbiter.Connection(pair[0], ("192.0.2.10", 1), listener, worker)
     request = arbiter.parse_head(b"GET /b HTTP/1.0", worker.cfg)
-    second = arbiter.build_environ(request, conn, worker)
+    second = environ_of(request, conn, worker)
     assert "HTTP_X_A" not in second and "HTTP_HOST" not in second
     assert second["SERVER_PROTOCOL"] == "HTTP/1.0"
     assert "REQUEST_METHOD" not in worker.base_environ[listener]
@@ -1629,7 +1638,7 @@ def test_environ_key_cache_is_bounded(pair, listener):
     for batch in range(arbiter.ENVIRON_KEY_CACHE_SIZE // 90 + 2):
         fields = b"".join(b"\r\nX-%d-%d: v" % (batch, i) for i in range(90))
         request = arbiter.parse_head(b"GET / HTTP/1.1\r\nHost: h" + fields, worker.cfg)
-        assert arbiter.build_environ(request, conn, worker)["HTTP_X_%d_89" % batch] == "v"
+        assert environ_of(request, conn, worker)["HTTP_X_%d_89" % batch] == "v"
     assert len(worker.environ_keys) <= arbiter.ENVIRON_KEY_CACHE_SIZE
 
 
@@ -1751,6 +1760,10 @@ def test_start_response_accepts(pair, status, headers):
     ("200 OK", [("Proxy-Authenticate", "Basic")]),
     ("200 OK", [("Content-Length", "12a")]),
     ("200 OK", [("Content-Length", "-1")]),
+    ("100 Continue", []),                       # 1xx: never a final status
+    ("101 Switching Protocols", [("Connection", "upgrade")]),
+    ("103 Early Hints", [("Link", "</style.css>; rel=preload; as=style")]),
+    ("199 Whatever", []),
 ])
 def test_start_response_refuses(pair, status, headers):
     response, worker = response_for(pair)
@@ -1776,6 +1789,21 @@ def test_start_response_again_with_exc_info_before_the_head_is_sent(pair):
         response.start_response("500 Internal Server Error", [("X-B", "2")], sys.exc_info())
     assert response.status_code == 500
     assert response.headers == [("X-B", "2")]
+
+
+def test_a_500_with_exc_info_after_a_204_has_its_body(pair):
+    server, client = pair
+    response, worker = response_for(pair)
+    response.start_response("204 No Content", [])
+    try:
+        raise ValueError("app trouble")
+    except ValueError:
+        response.start_response("500 Internal Server Error", [], sys.exc_info())
+    response.send_result([b"oops"])
+    response.finish()
+    line, headers, body = split_response(received(client))
+    assert line == "HTTP/1.1 500 Internal Server Error"
+    assert ("Content-Length", "4") in headers and body == b"oops"
 
 
 def test_start_response_with_exc_info_after_the_head_is_sent_reraises(pair):
@@ -1840,6 +1868,21 @@ def generate(*chunks):
      [], ["Content-Length", "Transfer-Encoding"], b"", True),
     ("GET / HTTP/1.1", "304 Not Modified", [], [],
      [], ["Content-Length", "Transfer-Encoding"], b"", True),
+    # RFC 9110 §8.6, §15.3.5, §15.4.5: the app's Content-Length and body are
+    # dropped from a 204 and a 304; the connection stays usable.
+    ("GET / HTTP/1.1", "204 No Content", [("Content-Length", "5")], [b"hello"],
+     [], ["Content-Length", "Transfer-Encoding"], b"", True),
+    ("GET / HTTP/1.1", "204 No Content", [("content-length", "0"), ("X-A", "1")],
+     generate(b"hel", b"lo"), [("X-A", "1")], ["Content-Length", "content-length",
+                                                "Transfer-Encoding"], b"", True),
+    ("GET / HTTP/1.1", "304 Not Modified", [("Content-Length", "120"), ("ETag", '"x"')],
+     [], [("ETag", '"x"')], ["Content-Length", "Transfer-Encoding"], b"", True),
+    ("GET / HTTP/1.1", "304 Not Modified", [("Content-Length", "5")], [b"hello"],
+     [], ["Content-Length", "Transfer-Encoding"], b"", True),
+    ("GET / HTTP/1.0", "304 Not Modified", [("Content-Length", "5")], generate(b"hello"),
+     [("Connection", "close")], ["Content-Length"], b"", False),
+    ("HEAD / HTTP/1.1", "200 OK", [("Content-Length", "5")], [],   # HEAD keeps the GET's
+     [("Content-Length", "5")], ["Transfer-Encoding"], b"", True),
 ])
 def test_response_framing(pair, head, status, headers, result, expect_headers, absent, body,
                           keep):
@@ -1860,6 +1903,66 @@ def test_response_framing(pair, head, status, headers, result, expect_headers, a
     assert names.count("Date") == 1 and ("Server", arbiter.SERVER_SOFTWARE) in sent_headers
     assert names.count("Connection") <= 1
     assert sent_body == body
+
+
+@pytest.mark.parametrize("headers, result, response_length, sent", [
+    ([], [b"hello"], 5, 5),                             # a list body gets a length
+    ([("Content-Length", "5")], generate(b"hel", b"lo"), 5, 5),
+    ([], generate(b"hel", b"lo"), None, 5),             # chunked
+    ([], [], 0, 0),
+])
+def test_response_has_gunicorns_hook_api(pair, headers, result, response_length, sent):
+    # What gunicorn's post_request hooks read of ``resp``: response_length
+    # is the Content-Length (None without one), sent the body bytes.
+    response, worker = response_for(pair)
+    assert response.version == arbiter.SERVER_SOFTWARE and response.response_length is None
+    response.start_response("200 OK", list(headers))
+    response.send_result(result)
+    response.finish()
+    assert (response.response_length, response.sent) == (response_length, sent)
+    assert response.status == "200 OK" and response.status_code == 200
+
+
+def test_early_hints_are_sent_before_the_final_response(pair):
+    server, client = pair
+    response, worker = response_for(pair)
+    response.early_hints([("Link", "</style.css>; rel=preload; as=style")])
+    response.early_hints([(b"Link", b"</app.js>; rel=preload; as=script"), ("X-A", "1")])
+    response.start_response("200 OK", [])
+    response.send_result([b"hello"])
+    response.early_hints([("Link", "</late.css>; rel=preload")])   # too late: nothing
+    response.finish()
+    first, second, final = received(client).split(b"\r\n\r\n", 2)
+    assert first == b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload; as=style"
+    assert second == (b"HTTP/1.1 103 Early Hints\r\n"
+                      b"Link: </app.js>; rel=preload; as=script\r\nX-A: 1")
+    line, headers, body = split_response(final + b"\r\n\r\n")
+    assert line == "HTTP/1.1 200 OK" and ("Content-Length", "5") in headers
+    assert b"late" not in final
+
+
+def test_early_hints_are_not_sent_to_an_http10_client(pair):
+    server, client = pair
+    response, worker = response_for(pair, b"GET / HTTP/1.0")
+    response.early_hints([("Link", "</style.css>; rel=preload; as=style")])
+    response.start_response("200 OK", [])
+    response.send_result([b"hello"])
+    response.finish()
+    assert received(client).startswith(b"HTTP/1.1 200 OK\r\n")
+
+
+@pytest.mark.parametrize("headers", [
+    [("Link", "</a>\r\nSet-Cookie: x=1")],
+    [("Li nk", "</a>")],
+    [("Transfer-Encoding", "chunked")],
+    [("Link", 1)],
+])
+def test_early_hints_check_their_headers_and_send_nothing_bad(pair, headers):
+    server, client = pair
+    response, worker = response_for(pair)
+    with pytest.raises(arbiter.ResponseError):
+        response.early_hints(headers)
+    assert received(client) == b""
 
 
 # ---------------------------------------------------------------------------
