@@ -2525,7 +2525,9 @@ def read_response(reader):
             break
         name, _, value = line.decode("latin-1").partition(":")
         headers[name.strip().lower()] = value.strip()
-    if "content-length" in headers:
+    if status < 200 or status in (204, 304):
+        body = b""                      # RFC 9112 §6.3: these never have one
+    elif "content-length" in headers:
         body = reader.read(int(headers["content-length"]))
     elif headers.get("transfer-encoding") == "chunked":
         body = b""
@@ -2676,6 +2678,8 @@ def test_a_bad_request_closes_the_connection_and_nothing_after_it_is_read(core):
                                b"0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n")
     assert reply.count(b"HTTP/1.1 ") == 2
     assert b"HTTP/1.1 400 Bad Request\r\n" in reply and b"smuggled" not in reply
+    # As gunicorn logs it (at WARNING, so that --log-level warning keeps it).
+    wait_for_log(core.log, re.compile(r"\[WARNING\] Invalid request from ip=127\.0\.0\.1: "))
 
 
 @pytest.mark.parametrize("head", [
@@ -3067,6 +3071,132 @@ def test_gunicorns_when_ready_memory_watch_example_works(core, tmp_path):
     assert len(workers[0]) == 2                 # replaced
     assert served_by(port)[1] == proc.pid
     assert "Traceback" not in read_text(core.log) and "AttributeError" not in read_text(core.log)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=10) == 0
+
+
+# What gunicorn's hooks read of ``req`` and ``resp``, and the environ keys of
+# gunicorn 27 (wsgi.early_hints, gunicorn.socket), as real apps meet them.
+COMPAT_APP = r"""
+import json
+import socket
+
+
+def app(environ, start_response):
+    path = environ["PATH_INFO"]
+    status, headers, body = "200 OK", [("Content-Type", "text/plain")], b""
+    if path == "/env":
+        sock = environ["gunicorn.socket"]
+        peer = sock.getpeername()
+        body = json.dumps({
+            "HTTP_X_FROM_HOOK": environ.get("HTTP_X_FROM_HOOK"),
+            "is_socket": isinstance(sock, socket.socket),
+            "socket_peer": [peer[0], str(peer[1])],
+            "remote": [environ["REMOTE_ADDR"], environ["REMOTE_PORT"]],
+        }).encode()
+    elif path == "/echo":
+        body = environ["wsgi.input"].read()
+    elif path == "/hints":
+        environ["wsgi.early_hints"]([("Link", "</style.css>; rel=preload; as=style")])
+        environ["wsgi.early_hints"]([("Link", "</app.js>; rel=preload; as=script")])
+        body = b"hinted"
+    elif path == "/informational":
+        status = "103 Early Hints"
+    elif path == "/no-content":
+        status, headers, body = "204 No Content", [("Content-Length", "5")], b"hello"
+    elif path == "/not-modified":
+        status, headers = "304 Not Modified", [("Content-Length", "5"), ("ETag", '"v1"')]
+        body = b"hello"
+    start_response(status, headers)
+    return [body]
+"""
+
+HOOK_API_CONF = r"""
+import json
+import os
+
+
+def record(**facts):
+    with open(os.path.join(os.path.dirname(__file__), "hook-api.jsonl"), "a") as f:
+        f.write(json.dumps(facts) + "\n")
+
+
+def pre_request(worker, req):
+    req.headers.append(("X-FROM-HOOK", "1"))
+    record(hook="pre_request", path=req.path, remote_addr=req.remote_addr,
+           peer_addr=req.peer_addr, should_close=req.should_close())
+
+
+def post_request(worker, req, environ, resp):
+    record(hook="post_request", path=req.path, trailers=req.trailers, status=resp.status,
+           response_length=resp.response_length, sent=resp.sent, version=resp.version)
+"""
+
+
+def test_hooks_read_gunicorns_request_and_response_attributes(core, tmp_path):
+    (tmp_path / "compatapp.py").write_text(COMPAT_APP)
+    (tmp_path / "hookapi.conf.py").write_text(HOOK_API_CONF)
+    proc, port = core.start(["-w", "1", "-c", str(tmp_path / "hookapi.conf.py")],
+                            app="compatapp:app")
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        client = list(sock.getsockname()[:2])
+        reader = sock.makefile("rb")
+        sock.sendall(b"GET /env HTTP/1.1\r\nHost: x\r\n\r\n")
+        status, _, body = read_response(reader)
+        assert status == 200, body
+        sock.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                     b"Connection: close\r\n\r\n5\r\nhello\r\n0\r\nX-Checksum: abc\r\n\r\n")
+        assert read_response(reader)[::2] == (200, b"hello")
+    env = json.loads(body.decode())
+    assert env["HTTP_X_FROM_HOOK"] == "1"       # pre_request's edit reached the app
+    assert env["is_socket"] and env["socket_peer"] == env["remote"] == [client[0],
+                                                                       str(client[1])]
+    hook_log = tmp_path / "hook-api.jsonl"
+    wait_for(lambda: read_text(hook_log).count("\n") == 4,
+             message=lambda: read_text(hook_log) + read_text(core.log))
+    assert [json.loads(line) for line in read_text(hook_log).splitlines()] == [
+        {"hook": "pre_request", "path": "/env", "remote_addr": client, "peer_addr": client,
+         "should_close": False},
+        {"hook": "post_request", "path": "/env", "trailers": [], "status": "200 OK",
+         "response_length": len(body), "sent": len(body), "version": "arbiter.py"},
+        {"hook": "pre_request", "path": "/echo", "remote_addr": client, "peer_addr": client,
+         "should_close": True},
+        {"hook": "post_request", "path": "/echo", "trailers": [["X-CHECKSUM", "abc"]],
+         "status": "200 OK", "response_length": 5, "sent": 5, "version": "arbiter.py"}]
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=10) == 0
+
+
+@pytest.mark.parametrize("args", [["-w", "1"], ["-w", "1", "--threads", "2"]])
+def test_early_hints_no_content_and_a_1xx_as_final_status(core, tmp_path, args):
+    (tmp_path / "compatapp.py").write_text(COMPAT_APP)
+    proc, port = core.start(args, app="compatapp:app")
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        reader = sock.makefile("rb")
+        sock.sendall(b"GET /hints HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert read_response(reader) == (103, {"link": "</style.css>; rel=preload; as=style"},
+                                         b"")
+        assert read_response(reader) == (103, {"link": "</app.js>; rel=preload; as=script"},
+                                         b"")
+        assert read_response(reader)[::2] == (200, b"hinted")
+        # The app's Content-Length and body never go out with a 204 or 304: the
+        # next response on the connection starts where it should.
+        for path, expected in ((b"/no-content", 204), (b"/not-modified", 304)):
+            sock.sendall(b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % path)
+            status, headers, _ = read_response(reader)
+            assert status == expected and "content-length" not in headers, headers
+            assert headers.get("connection") != "close"
+        assert headers["etag"] == '"v1"'
+        # A 1xx as the final status would be taken for an interim one: a 500.
+        sock.sendall(b"GET /informational HTTP/1.1\r\nHost: x\r\n\r\n")
+        status, headers, _ = read_response(reader)
+        assert status == 500 and headers["connection"] == "close"
+        assert reader.read() == b""
+    wait_for_log(core.log, re.compile(r"\[ERROR\] Error in the app's response to "
+                                      r"/informational: 103 Early Hints is not a final"))
+    # HTTP/1.0 clients do not expect a 1xx (RFC 9110 §15.2): no 103.
+    reply = raw_exchange(port, b"GET /hints HTTP/1.0\r\n\r\n")
+    assert reply.startswith(b"HTTP/1.1 200 OK\r\n") and reply.endswith(b"\r\n\r\nhinted")
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=10) == 0
 
