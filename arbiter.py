@@ -4244,6 +4244,7 @@ class Response:
                     raise exc_info[1].with_traceback(exc_info[2])
             finally:
                 exc_info = None
+            self.has_body = self.request.method != "HEAD"  # (a 204's has none)
         elif self.status is not None:
             raise ResponseError("start_response() called again without exc_info")
         if not isinstance(status, str) or not RESPONSE_STATUS.fullmatch(status) or \
@@ -4265,7 +4266,6 @@ class Response:
             elif lname == "connection" and "close" in item[1].lower():
                 self.must_close = True
         status_code = int(status[:3])
-        self.has_body = self.request.method != "HEAD"   # (again after exc_info)
         if status_code in NO_BODY_STATUS:
             self.has_body = False
             if length is not None:
