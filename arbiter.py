@@ -2816,6 +2816,7 @@ class Worker:
             if head is None:
                 return None
             request = parse_head(head, self.cfg)
+            request.peer_addr = conn.peer
             if not (request.chunked or request.content_length):
                 return request
             self.start_body(conn, request)
@@ -3171,7 +3172,7 @@ class Worker:
     def reject(self, conn, exc):
         """In the loop: a request that is refused before it reaches the app
         (its HTTPError says the status): the error page, then close."""
-        self.log.warning("Invalid request from %s: %s", conn.peer_text, exc.detail)
+        self.log.warning("Invalid request from ip=%s: %s", conn.peer_ip(), exc.detail)
         conn.send_error_quietly(exc.status)
         if self.log.access_enabled or self.log.statsd:
             self.log.access(ErrorResponse(exc.status), None, {}, 0.0)
@@ -3182,7 +3183,7 @@ class Worker:
         (its ``status``, else 500), or a close once the head has left."""
         status = getattr(exc, "status", 500)
         if isinstance(exc, HTTPError):
-            self.log.warning("Invalid request from %s: %s", conn.peer_text, exc.detail)
+            self.log.warning("Invalid request from ip=%s: %s", conn.peer_ip(), exc.detail)
         elif isinstance(exc, ResponseError):
             self.log.error("Error in the app's response to %s: %s", request.uri, exc)
         else:
@@ -3438,6 +3439,11 @@ class Connection:
         and not once TLS has begun (its state lives in this process)."""
         return self.stage is HEAD and not self.buffer and \
             (not self.tls or (self.tls_pending and type(self.sock) is socket.socket))
+
+    def peer_ip(self):
+        """The client's IP address as gunicorn's log lines give it ('' for a
+        unix socket)."""
+        return self.peer[0] if isinstance(self.peer, tuple) else ""
 
     def has_pending(self):
         """Bytes already received but not yet parsed (in our buffer, or
@@ -3913,7 +3919,7 @@ class Request:
 
     __slots__ = ("method", "uri", "path", "query", "fragment", "version", "headers",
                  "host", "content_length", "chunked", "expect_continue", "keep_alive",
-                 "scheme", "body", "trailers", "forwarded")
+                 "scheme", "body", "trailers", "forwarded", "peer_addr")
 
     def __init__(self, method, uri, version):
         self.method = method
@@ -3932,6 +3938,16 @@ class Request:
         self.body = EMPTY_INPUT         # wsgi.input; read_request sets the real one
         self.trailers = []              # of a chunked body, once it has arrived
         self.forwarded = []     # forwarder_headers fields, used if the peer is trusted
+        self.peer_addr = None   # the client's address; read_request sets it
+
+    @property
+    def remote_addr(self):
+        """gunicorn's name for the same address as ``peer_addr``."""
+        return self.peer_addr
+
+    def should_close(self):
+        """gunicorn's hook API: will the connection close after this request?"""
+        return not self.keep_alive
 
     def __repr__(self):
         return "<Request %s %s>" % (self.method, self.uri)
@@ -4371,6 +4387,10 @@ def build_environ(request, conn, worker):
         "REMOTE_ADDR": peer[0] if isinstance(peer, tuple) else "",
         "REMOTE_PORT": str(peer[1]) if isinstance(peer, tuple) else "",
         "wsgi.input": request.body,
+        # gunicorn 27's: the client socket (non-blocking, and the worker's
+        # loop owns what is written to it), and a 103 sender (RFC 8297).
+        "gunicorn.socket": conn.sock,
+        "wsgi.early_hints": conn.response.early_hints,
     })
     keys = worker.environ_keys
     for name, value in request.headers:
@@ -4550,8 +4570,12 @@ class Response:
     The head is sent together with the first body bytes (one send for a
     small response). Content-Length from the app is kept to the byte; with
     none, a list body gets one, other bodies are chunked (HTTP/1.1) or end
-    with the connection (HTTP/1.0). HEAD, 1xx, 204 and 304 get no body.
+    with the connection (HTTP/1.0). HEAD, 204 and 304 get no body, and 204
+    and 304 not the app's Content-Length. A 1xx can not be the final status
+    (wsgi.early_hints sends 103s before it).
     """
+
+    version = SERVER_SOFTWARE   # gunicorn's name for the Server header's value
 
     def __init__(self, conn, request, worker):
         self.conn = conn
@@ -4582,11 +4606,17 @@ class Response:
                     raise exc_info[1].with_traceback(exc_info[2])
             finally:
                 exc_info = None
+            self.has_body = self.request.method != "HEAD"  # (a 204's has none)
         elif self.status is not None:
             raise ResponseError("start_response() called again without exc_info")
         if not isinstance(status, str) or not RESPONSE_STATUS.fullmatch(status) or \
                 not status.isascii():
             raise ResponseError("invalid status %r" % (status,))
+        if status[0] == "1":
+            # RFC 9110 §15.2: a 1xx is interim; sent as final, a client takes
+            # the next response for this one's.
+            raise ResponseError("%s is not a final status (for 103 Early Hints, "
+                                "call environ['wsgi.early_hints'])" % status)
         if not isinstance(headers, list):
             raise ResponseError("headers must be a list, not %s" % type(headers).__name__)
         length = None
@@ -4597,13 +4627,43 @@ class Response:
                 length = int(item[1])
             elif lname == "connection" and "close" in item[1].lower():
                 self.must_close = True
+        status_code = int(status[:3])
+        if status_code in NO_BODY_STATUS:
+            self.has_body = False
+            if length is not None:
+                # RFC 9110 §8.6: never on a 204; on a 304 only the length a
+                # 200 would have had, which the app can get wrong: drop it.
+                headers = [item for item in headers if item[0].lower() != "content-length"]
+                length = None
         self.status = status
-        self.status_code = int(status[:3])
+        self.status_code = status_code
         self.headers = headers
         self.length = length
-        if self.status_code < 200 or self.status_code in NO_BODY_STATUS:
-            self.has_body = False
         return self.write
+
+    @property
+    def response_length(self):
+        """gunicorn's name: the Content-Length of the response, None when it
+        has none (chunked, or ended by a close)."""
+        return self.length
+
+    def early_hints(self, headers):
+        """``wsgi.early_hints``: send a 103 Early Hints with these (name,
+        value) headers (RFC 8297), before the final response. A no-op on
+        HTTP/1.0 (RFC 9110 §15.2: no 1xx to a 1.0 client) and once the final
+        head has left."""
+        if self.head_sent or self.request.version < (1, 1):
+            return
+        checked = self.worker.checked_header
+        lines = [b"HTTP/1.1 103 Early Hints\r\n"]
+        for name, value in headers:
+            if isinstance(name, bytes):
+                name = name.decode("latin-1")
+            if isinstance(value, bytes):
+                value = value.decode("latin-1")
+            lines.append(checked((name, value))[1])
+        lines.append(b"\r\n")
+        self.conn.write(b"".join(lines))
 
     def head(self):
         """The status line and header block, framing decided."""
@@ -4680,10 +4740,10 @@ class Response:
             else:
                 body = b"".join(result) if all(type(x) is bytes for x in result) else None
             if type(body) is bytes:
-                # RFC 9110 §8.6: no Content-Length on 1xx and 204; a 304's
-                # would have to be the GET's, which we do not know.
+                # RFC 9110 §8.6: no Content-Length on a 204; a 304's would
+                # have to be the GET's, which we do not know.
                 if self.length is None and not self.head_sent and \
-                        200 <= self.status_code and self.status_code not in NO_BODY_STATUS:
+                        self.status_code not in NO_BODY_STATUS:
                     self.length = len(body)
                     self.headers.append(("Content-Length", str(len(body))))
                 self.write(body)
@@ -4705,7 +4765,7 @@ class Response:
         if not stat.S_ISREG(info.st_mode) or self.head_sent or self.conn.tls:
             return False
         count = max(0, info.st_size - offset)
-        if self.length is None:
+        if self.length is None and self.status_code not in NO_BODY_STATUS:
             self.length = count
             self.headers.append(("Content-Length", str(count)))
         elif self.length < count:

@@ -965,6 +965,22 @@ def test_obs_fold_of_an_empty_line_adds_nothing(fold):
     assert request.headers == [("HOST", "example.com"), ("X-A", "a")]
 
 
+@pytest.mark.parametrize("head, should_close", [
+    (b"GET / HTTP/1.1" + HOST_LINE, False),
+    (b"GET / HTTP/1.1" + HOST_LINE + b"\r\nConnection: close", True),
+    (b"GET / HTTP/1.0", True),
+    (b"GET / HTTP/1.0\r\nConnection: keep-alive", False),
+])
+def test_request_has_gunicorns_hook_api(head, should_close):
+    # What gunicorn's hooks read of ``req``; read_request sets the address
+    # (a real server's hooks see it, in the hook tests below).
+    request = arbiter.parse_head(head, make_cfg())
+    assert request.should_close() is should_close
+    assert request.trailers == [] and request.peer_addr is None
+    request.peer_addr = ("192.0.2.10", 51234)
+    assert request.remote_addr == request.peer_addr
+
+
 # ---------------------------------------------------------------------------
 # HTTP parsing: a seeded mutation fuzz of parse_head
 # ---------------------------------------------------------------------------
@@ -1421,7 +1437,14 @@ def make_environ(pair, listener, head, peer=("192.0.2.10", 51234), settings=None
     if request.chunked or request.content_length:
         request.body = arbiter.IncomingBody(
             request, worker.cfg, arbiter.BodyMemory(1 << 20, 1 << 20, 1)).wsgi_input()
-    return arbiter.build_environ(request, conn, worker), worker
+    return environ_of(request, conn, worker), worker
+
+
+def environ_of(request, conn, worker):
+    """build_environ as Worker.run_request calls it: once the request's
+    Response exists (wsgi.early_hints is its method)."""
+    conn.response = arbiter.Response(conn, request, worker)
+    return arbiter.build_environ(request, conn, worker)
 
 
 CGI_KEYS = ("REQUEST_METHOD", "SCRIPT_NAME", "PATH_INFO", "QUERY_STRING", "SERVER_NAME",
@@ -1464,6 +1487,8 @@ def test_build_environ_pep3333(pair, listener, monkeypatch):
     assert environ["wsgi.input_terminated"] is True
     assert environ["wsgi.file_wrapper"] is arbiter.FileWrapper
     assert hasattr(environ["wsgi.input"], "read")
+    assert environ["gunicorn.socket"] is pair[0]        # gunicorn's: the client socket
+    assert environ["wsgi.early_hints"].__func__ is arbiter.Response.early_hints
     environ["wsgi.errors"].write("app trouble\n")
     environ["wsgi.errors"].writelines(["a\n", "\n"])
     environ["wsgi.errors"].flush()
@@ -1482,7 +1507,7 @@ def test_build_environ_does_not_share_state_between_requests(pair, listener):
     environ, worker = make_environ(pair, listener, b"GET / HTTP/1.1\r\nHost: a\r\nX-A: 1")
     conn = arbiter.Connection(pair[0], ("192.0.2.10", 1), listener, worker)
     request = arbiter.parse_head(b"GET /b HTTP/1.0", worker.cfg)
-    second = arbiter.build_environ(request, conn, worker)
+    second = environ_of(request, conn, worker)
     assert "HTTP_X_A" not in second and "HTTP_HOST" not in second
     assert second["SERVER_PROTOCOL"] == "HTTP/1.0"
     assert "REQUEST_METHOD" not in worker.base_environ[listener]
@@ -1613,7 +1638,7 @@ def test_environ_key_cache_is_bounded(pair, listener):
     for batch in range(arbiter.ENVIRON_KEY_CACHE_SIZE // 90 + 2):
         fields = b"".join(b"\r\nX-%d-%d: v" % (batch, i) for i in range(90))
         request = arbiter.parse_head(b"GET / HTTP/1.1\r\nHost: h" + fields, worker.cfg)
-        assert arbiter.build_environ(request, conn, worker)["HTTP_X_%d_89" % batch] == "v"
+        assert environ_of(request, conn, worker)["HTTP_X_%d_89" % batch] == "v"
     assert len(worker.environ_keys) <= arbiter.ENVIRON_KEY_CACHE_SIZE
 
 
@@ -1735,6 +1760,10 @@ def test_start_response_accepts(pair, status, headers):
     ("200 OK", [("Proxy-Authenticate", "Basic")]),
     ("200 OK", [("Content-Length", "12a")]),
     ("200 OK", [("Content-Length", "-1")]),
+    ("100 Continue", []),                       # 1xx: never a final status
+    ("101 Switching Protocols", [("Connection", "upgrade")]),
+    ("103 Early Hints", [("Link", "</style.css>; rel=preload; as=style")]),
+    ("199 Whatever", []),
 ])
 def test_start_response_refuses(pair, status, headers):
     response, worker = response_for(pair)
@@ -1760,6 +1789,21 @@ def test_start_response_again_with_exc_info_before_the_head_is_sent(pair):
         response.start_response("500 Internal Server Error", [("X-B", "2")], sys.exc_info())
     assert response.status_code == 500
     assert response.headers == [("X-B", "2")]
+
+
+def test_a_500_with_exc_info_after_a_204_has_its_body(pair):
+    server, client = pair
+    response, worker = response_for(pair)
+    response.start_response("204 No Content", [])
+    try:
+        raise ValueError("app trouble")
+    except ValueError:
+        response.start_response("500 Internal Server Error", [], sys.exc_info())
+    response.send_result([b"oops"])
+    response.finish()
+    line, headers, body = split_response(received(client))
+    assert line == "HTTP/1.1 500 Internal Server Error"
+    assert ("Content-Length", "4") in headers and body == b"oops"
 
 
 def test_start_response_with_exc_info_after_the_head_is_sent_reraises(pair):
@@ -1824,6 +1868,21 @@ def generate(*chunks):
      [], ["Content-Length", "Transfer-Encoding"], b"", True),
     ("GET / HTTP/1.1", "304 Not Modified", [], [],
      [], ["Content-Length", "Transfer-Encoding"], b"", True),
+    # RFC 9110 §8.6, §15.3.5, §15.4.5: the app's Content-Length and body are
+    # dropped from a 204 and a 304; the connection stays usable.
+    ("GET / HTTP/1.1", "204 No Content", [("Content-Length", "5")], [b"hello"],
+     [], ["Content-Length", "Transfer-Encoding"], b"", True),
+    ("GET / HTTP/1.1", "204 No Content", [("content-length", "0"), ("X-A", "1")],
+     generate(b"hel", b"lo"), [("X-A", "1")], ["Content-Length", "content-length",
+                                                "Transfer-Encoding"], b"", True),
+    ("GET / HTTP/1.1", "304 Not Modified", [("Content-Length", "120"), ("ETag", '"x"')],
+     [], [("ETag", '"x"')], ["Content-Length", "Transfer-Encoding"], b"", True),
+    ("GET / HTTP/1.1", "304 Not Modified", [("Content-Length", "5")], [b"hello"],
+     [], ["Content-Length", "Transfer-Encoding"], b"", True),
+    ("GET / HTTP/1.0", "304 Not Modified", [("Content-Length", "5")], generate(b"hello"),
+     [("Connection", "close")], ["Content-Length"], b"", False),
+    ("HEAD / HTTP/1.1", "200 OK", [("Content-Length", "5")], [],   # HEAD keeps the GET's
+     [("Content-Length", "5")], ["Transfer-Encoding"], b"", True),
 ])
 def test_response_framing(pair, head, status, headers, result, expect_headers, absent, body,
                           keep):
@@ -1844,6 +1903,66 @@ def test_response_framing(pair, head, status, headers, result, expect_headers, a
     assert names.count("Date") == 1 and ("Server", arbiter.SERVER_SOFTWARE) in sent_headers
     assert names.count("Connection") <= 1
     assert sent_body == body
+
+
+@pytest.mark.parametrize("headers, result, response_length, sent", [
+    ([], [b"hello"], 5, 5),                             # a list body gets a length
+    ([("Content-Length", "5")], generate(b"hel", b"lo"), 5, 5),
+    ([], generate(b"hel", b"lo"), None, 5),             # chunked
+    ([], [], 0, 0),
+])
+def test_response_has_gunicorns_hook_api(pair, headers, result, response_length, sent):
+    # What gunicorn's post_request hooks read of ``resp``: response_length
+    # is the Content-Length (None without one), sent the body bytes.
+    response, worker = response_for(pair)
+    assert response.version == arbiter.SERVER_SOFTWARE and response.response_length is None
+    response.start_response("200 OK", list(headers))
+    response.send_result(result)
+    response.finish()
+    assert (response.response_length, response.sent) == (response_length, sent)
+    assert response.status == "200 OK" and response.status_code == 200
+
+
+def test_early_hints_are_sent_before_the_final_response(pair):
+    server, client = pair
+    response, worker = response_for(pair)
+    response.early_hints([("Link", "</style.css>; rel=preload; as=style")])
+    response.early_hints([(b"Link", b"</app.js>; rel=preload; as=script"), ("X-A", "1")])
+    response.start_response("200 OK", [])
+    response.send_result([b"hello"])
+    response.early_hints([("Link", "</late.css>; rel=preload")])   # too late: nothing
+    response.finish()
+    first, second, final = received(client).split(b"\r\n\r\n", 2)
+    assert first == b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload; as=style"
+    assert second == (b"HTTP/1.1 103 Early Hints\r\n"
+                      b"Link: </app.js>; rel=preload; as=script\r\nX-A: 1")
+    line, headers, body = split_response(final + b"\r\n\r\n")
+    assert line == "HTTP/1.1 200 OK" and ("Content-Length", "5") in headers
+    assert b"late" not in final
+
+
+def test_early_hints_are_not_sent_to_an_http10_client(pair):
+    server, client = pair
+    response, worker = response_for(pair, b"GET / HTTP/1.0")
+    response.early_hints([("Link", "</style.css>; rel=preload; as=style")])
+    response.start_response("200 OK", [])
+    response.send_result([b"hello"])
+    response.finish()
+    assert received(client).startswith(b"HTTP/1.1 200 OK\r\n")
+
+
+@pytest.mark.parametrize("headers", [
+    [("Link", "</a>\r\nSet-Cookie: x=1")],
+    [("Li nk", "</a>")],
+    [("Transfer-Encoding", "chunked")],
+    [("Link", 1)],
+])
+def test_early_hints_check_their_headers_and_send_nothing_bad(pair, headers):
+    server, client = pair
+    response, worker = response_for(pair)
+    with pytest.raises(arbiter.ResponseError):
+        response.early_hints(headers)
+    assert received(client) == b""
 
 
 # ---------------------------------------------------------------------------
@@ -2406,7 +2525,9 @@ def read_response(reader):
             break
         name, _, value = line.decode("latin-1").partition(":")
         headers[name.strip().lower()] = value.strip()
-    if "content-length" in headers:
+    if status < 200 or status in (204, 304):
+        body = b""                      # RFC 9112 §6.3: these never have one
+    elif "content-length" in headers:
         body = reader.read(int(headers["content-length"]))
     elif headers.get("transfer-encoding") == "chunked":
         body = b""
@@ -2557,6 +2678,8 @@ def test_a_bad_request_closes_the_connection_and_nothing_after_it_is_read(core):
                                b"0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n")
     assert reply.count(b"HTTP/1.1 ") == 2
     assert b"HTTP/1.1 400 Bad Request\r\n" in reply and b"smuggled" not in reply
+    # As gunicorn logs it (at WARNING, so that --log-level warning keeps it).
+    wait_for_log(core.log, re.compile(r"\[WARNING\] Invalid request from ip=127\.0\.0\.1: "))
 
 
 @pytest.mark.parametrize("head", [
@@ -3032,6 +3155,132 @@ def test_gunicorns_when_ready_memory_watch_example_works(core, tmp_path):
     assert len(workers[0]) == 2                 # replaced
     assert served_by(port)[1] == proc.pid
     assert "Traceback" not in read_text(core.log) and "AttributeError" not in read_text(core.log)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=10) == 0
+
+
+# What gunicorn's hooks read of ``req`` and ``resp``, and the environ keys of
+# gunicorn 27 (wsgi.early_hints, gunicorn.socket), as real apps meet them.
+COMPAT_APP = r"""
+import json
+import socket
+
+
+def app(environ, start_response):
+    path = environ["PATH_INFO"]
+    status, headers, body = "200 OK", [("Content-Type", "text/plain")], b""
+    if path == "/env":
+        sock = environ["gunicorn.socket"]
+        peer = sock.getpeername()
+        body = json.dumps({
+            "HTTP_X_FROM_HOOK": environ.get("HTTP_X_FROM_HOOK"),
+            "is_socket": isinstance(sock, socket.socket),
+            "socket_peer": [peer[0], str(peer[1])],
+            "remote": [environ["REMOTE_ADDR"], environ["REMOTE_PORT"]],
+        }).encode()
+    elif path == "/echo":
+        body = environ["wsgi.input"].read()
+    elif path == "/hints":
+        environ["wsgi.early_hints"]([("Link", "</style.css>; rel=preload; as=style")])
+        environ["wsgi.early_hints"]([("Link", "</app.js>; rel=preload; as=script")])
+        body = b"hinted"
+    elif path == "/informational":
+        status = "103 Early Hints"
+    elif path == "/no-content":
+        status, headers, body = "204 No Content", [("Content-Length", "5")], b"hello"
+    elif path == "/not-modified":
+        status, headers = "304 Not Modified", [("Content-Length", "5"), ("ETag", '"v1"')]
+        body = b"hello"
+    start_response(status, headers)
+    return [body]
+"""
+
+HOOK_API_CONF = r"""
+import json
+import os
+
+
+def record(**facts):
+    with open(os.path.join(os.path.dirname(__file__), "hook-api.jsonl"), "a") as f:
+        f.write(json.dumps(facts) + "\n")
+
+
+def pre_request(worker, req):
+    req.headers.append(("X-FROM-HOOK", "1"))
+    record(hook="pre_request", path=req.path, remote_addr=req.remote_addr,
+           peer_addr=req.peer_addr, should_close=req.should_close())
+
+
+def post_request(worker, req, environ, resp):
+    record(hook="post_request", path=req.path, trailers=req.trailers, status=resp.status,
+           response_length=resp.response_length, sent=resp.sent, version=resp.version)
+"""
+
+
+def test_hooks_read_gunicorns_request_and_response_attributes(core, tmp_path):
+    (tmp_path / "compatapp.py").write_text(COMPAT_APP)
+    (tmp_path / "hookapi.conf.py").write_text(HOOK_API_CONF)
+    proc, port = core.start(["-w", "1", "-c", str(tmp_path / "hookapi.conf.py")],
+                            app="compatapp:app")
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        client = list(sock.getsockname()[:2])
+        reader = sock.makefile("rb")
+        sock.sendall(b"GET /env HTTP/1.1\r\nHost: x\r\n\r\n")
+        status, _, body = read_response(reader)
+        assert status == 200, body
+        sock.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                     b"Connection: close\r\n\r\n5\r\nhello\r\n0\r\nX-Checksum: abc\r\n\r\n")
+        assert read_response(reader)[::2] == (200, b"hello")
+    env = json.loads(body.decode())
+    assert env["HTTP_X_FROM_HOOK"] == "1"       # pre_request's edit reached the app
+    assert env["is_socket"] and env["socket_peer"] == env["remote"] == [client[0],
+                                                                       str(client[1])]
+    hook_log = tmp_path / "hook-api.jsonl"
+    wait_for(lambda: read_text(hook_log).count("\n") == 4,
+             message=lambda: read_text(hook_log) + read_text(core.log))
+    assert [json.loads(line) for line in read_text(hook_log).splitlines()] == [
+        {"hook": "pre_request", "path": "/env", "remote_addr": client, "peer_addr": client,
+         "should_close": False},
+        {"hook": "post_request", "path": "/env", "trailers": [], "status": "200 OK",
+         "response_length": len(body), "sent": len(body), "version": "arbiter.py"},
+        {"hook": "pre_request", "path": "/echo", "remote_addr": client, "peer_addr": client,
+         "should_close": True},
+        {"hook": "post_request", "path": "/echo", "trailers": [["X-CHECKSUM", "abc"]],
+         "status": "200 OK", "response_length": 5, "sent": 5, "version": "arbiter.py"}]
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=10) == 0
+
+
+@pytest.mark.parametrize("args", [["-w", "1"], ["-w", "1", "--threads", "2"]])
+def test_early_hints_no_content_and_a_1xx_as_final_status(core, tmp_path, args):
+    (tmp_path / "compatapp.py").write_text(COMPAT_APP)
+    proc, port = core.start(args, app="compatapp:app")
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        reader = sock.makefile("rb")
+        sock.sendall(b"GET /hints HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert read_response(reader) == (103, {"link": "</style.css>; rel=preload; as=style"},
+                                         b"")
+        assert read_response(reader) == (103, {"link": "</app.js>; rel=preload; as=script"},
+                                         b"")
+        assert read_response(reader)[::2] == (200, b"hinted")
+        # The app's Content-Length and body never go out with a 204 or 304: the
+        # next response on the connection starts where it should.
+        for path, expected in ((b"/no-content", 204), (b"/not-modified", 304)):
+            sock.sendall(b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % path)
+            status, headers, _ = read_response(reader)
+            assert status == expected and "content-length" not in headers, headers
+            assert headers.get("connection") != "close"
+        assert headers["etag"] == '"v1"'
+        # A 1xx as the final status would be taken for an interim one: a 500.
+        sock.sendall(b"GET /informational HTTP/1.1\r\nHost: x\r\n\r\n")
+        status, headers, _ = read_response(reader)
+        assert status == 500 and headers["connection"] == "close"
+        assert reader.read() == b""
+    wait_for_log(core.log, re.compile(r"\[ERROR\] Error in the app's response to "
+                                      r"/informational: 103 Early Hints is not a final"))
+    # HTTP/1.0 clients do not expect a 1xx (RFC 9110 §15.2): no 103.
+    reply = raw_exchange(port, b"GET /hints HTTP/1.0\r\n\r\n")
+    assert reply.startswith(b"HTTP/1.1 200 OK\r\n") and reply.endswith(b"\r\n\r\nhinted")
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=10) == 0
 
