@@ -1417,6 +1417,173 @@ def test_chunked_decoder_fuzz_the_split_never_changes_the_outcome():
 
 
 # ---------------------------------------------------------------------------
+# The worker, unit by unit: deadlines, the scoreboard, heads as they arrive,
+# output buffers, body memory, connections handed over
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("started, timeout, transferred, rate, expected", [
+    (100.0, 20, 0, 500, 120.0),
+    (100.0, 20, 5000, 500, 130.0),          # a second for every 500 bytes
+    (100.0, 20, 5000, 0, 120.0),            # rate 0: the timeout bounds it all
+    (100.0, 0, 5000, 500, float("inf")),    # timeout 0: never
+    (100.0, 1.5, 0, 0, 101.5),
+])
+def test_io_deadline(started, timeout, transferred, rate, expected):
+    assert arbiter.io_deadline(started, timeout, transferred, rate) == expected
+
+
+def test_scoreboard_shows_workers_only_what_serving_workers_say():
+    board = arbiter.Scoreboard()
+    mine, serving, draining, recycling, booting = (board.claim() for _ in range(5))
+    for slot in (mine, serving, draining, recycling):
+        board.mark_booted(slot)
+    board.mark_draining(draining)
+    board.ask_for_successor(recycling, arbiter.RECYCLE_MAX_REQUESTS)
+    board.set_connections(serving, 7)
+    board.app_started(serving, 12.5)
+    assert board.others(mine) == [(1, 7, 12.5)]
+    board.app_finished(serving, 3, 13.0)
+    assert board.read(serving)[:5] == (0, 0, arbiter.SERVING, 7, 3)
+    assert board.read(serving)[5:] == (13.0, 0.0)
+    board.release(serving)
+    assert board.others(mine) == [] and board.read(serving)[2] == 0
+    assert board.claim() == serving                 # the lowest free slot again
+    assert board.slots_in_use() == 5
+
+
+def head_connection(pair, settings=None):
+    worker = StandInWorker(make_cfg(**(settings or {})))
+    return arbiter.Connection(pair[0], ("192.0.2.10", 51234), None, worker)
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 5, 64])
+def test_a_head_read_as_it_arrives_in_pieces(pair, size):
+    server, client = pair
+    conn = head_connection(pair)
+    head = b"GET /x HTTP/1.1\r\nHost: h\r\nX-A: " + b"a" * 100
+    data = b"\r\n" + head + b"\r\n\r\nNEXT"          # one leading empty line is ignored
+    got, sent = None, 0
+    for piece in pieces_of(data, size):
+        client.sendall(piece)
+        sent += len(piece)
+        got = conn.read_head()
+        if got is not None:
+            break
+    assert got == head
+    client.sendall(data[sent:] + b"rest")
+    while conn.read_head() is None and bytes(conn.buffer) != b"NEXTrest":
+        pass
+    assert bytes(conn.buffer) == b"NEXTrest"
+
+
+@pytest.mark.parametrize("data", [
+    b"GET / HTTP/1.1\nHost: h\n\n",          # bare LF, found across pieces
+    b"\r\n\r\nGET / HTTP/1.1\r\nHost: h\r\n\r\n",
+])
+def test_a_bad_head_is_refused_whatever_the_pieces(pair, data):
+    server, client = pair
+    conn = head_connection(pair)
+    with pytest.raises(arbiter.BadRequest):
+        for piece in pieces_of(data, 2):
+            client.sendall(piece)
+            conn.read_head()
+
+
+def test_a_head_over_the_limits_is_refused_before_it_ends(pair):
+    server, client = pair
+    conn = head_connection(pair, {"limit_request_line": 20})
+    client.sendall(b"GET /" + b"a" * 30)
+    with pytest.raises(arbiter.URITooLong):
+        conn.read_head()
+
+
+def drain(client, out, server, tls=False):
+    """Send everything ``out`` holds through ``server`` while reading it at
+    ``client``: the bytes, in order."""
+    received = []
+    client.setblocking(False)
+    while True:
+        done = out.send(server, tls)
+        while True:
+            try:
+                data = client.recv(1 << 20)
+            except BlockingIOError:
+                break
+            received.append(data)
+        if done:
+            break
+    return b"".join(received)
+
+
+@pytest.mark.parametrize("tls", [False, True])
+def test_output_buffer_keeps_order_over_memory_file_and_sendfile(pair, tmp_path, tls):
+    server, client = pair
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    out = arbiter.OutputBuffer(make_cfg(send_buffer_size=64 * 1024,
+                                        tmp_upload_dir=str(tmp_path)))
+    app_file = tmp_path / "data.bin"
+    app_file.write_bytes(bytes(range(256)) * 1024)           # 256 KiB
+    pieces = [b"head\r\n", b"a" * 60000, b"b" * 100000, b"c" * 10, b"d" * 70000]
+    for piece in pieces[:3]:
+        out.append(piece)
+    assert out.spool is not None                    # 60 KB fit in memory, 100 KB did not
+    with open(app_file, "rb") as f:
+        out.append_file(os.dup(f.fileno()), 1000, 200000)
+    for piece in pieces[3:]:
+        out.append(piece)
+    assert out.buffered == sum(map(len, pieces))
+    expected = b"".join(pieces[:3]) + app_file.read_bytes()[1000:201000] + \
+        b"".join(pieces[3:])
+    assert drain(client, out, server, tls) == expected
+    assert out.buffered == 0 and out.memory == 0 and out.sent == len(expected)
+    assert out.spool_end == 0                       # the spool is reused from its start
+    out.append(b"e" * 80000)
+    assert drain(client, out, server, tls) == b"e" * 80000
+    out.close()
+
+
+def test_body_memory_is_bounded_per_worker_and_reuses_its_buffers():
+    memory = arbiter.BodyMemory(3 << 20, 1 << 20, 1)
+    cfg = make_cfg()
+    bodies = [arbiter.IncomingBody(arbiter.parse_head(length_head(1 << 20), cfg), cfg, memory)
+              for _ in range(4)]
+    assert [body.file is None for body in bodies] == [True, True, True, False]
+    kept = bodies[0].memory
+    for body in bodies:
+        body.close()
+    assert memory.left == 3 << 20                   # all given back
+    again = arbiter.IncomingBody(arbiter.parse_head(length_head(300000), cfg), cfg, memory)
+    assert again.memory is kept                     # the kept buffer, pages already there
+    small = arbiter.IncomingBody(arbiter.parse_head(length_head(100), cfg), cfg, memory)
+    assert type(small.memory) is bytearray
+    again.close()
+    small.close()
+
+
+def test_a_connection_handed_over_a_channel_is_the_same_connection():
+    channel = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    client, server = socket.socketpair()
+    try:
+        arbiter.send_connection(channel[0], b"0\t0\t192.0.2.1\t4321", server.fileno())
+        server.close()                              # the sender forgets its copy
+        message, fds = arbiter.receive_connection(channel[1])
+        assert message == b"0\t0\t192.0.2.1\t4321" and len(fds) == 1
+        moved = socket.socket(fileno=fds[0])
+        client.sendall(b"ping")
+        assert moved.recv(4) == b"ping"
+        moved.sendall(b"pong")
+        assert client.recv(4) == b"pong"
+        moved.close()
+        assert client.recv(1) == b""                # the last copy closed: EOF
+        channel[1].setblocking(False)
+        with pytest.raises(BlockingIOError):
+            arbiter.receive_connection(channel[1])
+    finally:
+        for sock in channel + (client,):
+            sock.close()
+
+
+# ---------------------------------------------------------------------------
 # WSGI environ (PEP 3333)
 # ---------------------------------------------------------------------------
 
