@@ -1791,6 +1791,9 @@ class Arbiter:
             since = app_since if busy and app_since else last_beat
             if self.cfg.timeout and now - since > self.cfg.timeout:
                 self.log.critical("WORKER TIMEOUT (pid:%s)", worker.pid)
+                self.log.info("Worker (pid:%s) %s %.1f s (--timeout %s)", worker.pid,
+                              "had its request in the app for" if since == app_since else
+                              "gave no sign of life for", now - since, self.cfg.timeout)
                 worker.aborted_at = now
                 self.kill_worker(worker.pid, signal.SIGABRT)
 
