@@ -1689,8 +1689,8 @@ class Arbiter:
                 return
             except OSError:
                 return
-            if message is None:
-                return
+            if message is None or not fds:
+                continue        # a wake-up (the worker asked for a successor)
             try:
                 for target in self.workers_to_take_over(source):
                     try:
@@ -2729,6 +2729,9 @@ class Worker:
             # Stopped accepting (a TERM closed the listeners while the app
             # ran, or we are full) after select() reported this listener.
             return
+        if self.threads > 1 and self.idle_threads < self.threads and not self.can_accept():
+            self.set_accepting(False)   # another worker is idle: it takes this one
+            return
         try:
             sock, peer = listener.accept()
         except (BlockingIOError, InterruptedError, ConnectionAbortedError):
@@ -2991,10 +2994,16 @@ class Worker:
         """Accept while we hold at most BALANCE_SLACK more connections than
         the least loaded other worker that can accept: connections spread
         evenly. (A sync worker whose app has had a request for a while can
-        not accept; it does not count.)"""
+        not accept; it does not count.) A threaded worker with requests in
+        its app leaves new connections to a worker that is idle."""
         stuck = time.monotonic() - BALANCE_STUCK
-        loads = [connections for busy, connections, app_since in
-                 self.scoreboard.others(self.slot) if not (busy and app_since and app_since < stuck)]
+        loads, idle_elsewhere = [], False
+        for busy, connections, app_since in self.scoreboard.others(self.slot):
+            if not (busy and app_since and app_since < stuck):
+                loads.append(connections)
+                idle_elsewhere = idle_elsewhere or not busy
+        if idle_elsewhere and self.idle_threads < self.threads and self.threads > 1:
+            return False    # threaded and busy: a new request is better off there
         return not loads or len(self.connections) <= min(loads) + BALANCE_SLACK
 
     def free_slot_elsewhere(self):
@@ -3093,7 +3102,7 @@ class Worker:
             except (BlockingIOError, InterruptedError):
                 return
             if message is None:
-                return
+                continue
             for extra in fds[1:]:
                 os.close(extra)
             if not fds:
@@ -3131,7 +3140,16 @@ class Worker:
                 self.retiring = True
                 self.set_accepting(False)
                 self.recycle_reason = self.recycle_reason or RECYCLE_TIMEOUT
-                self.scoreboard.ask_for_successor(self.slot, self.recycle_reason)
+                self.ask_for_successor()
+
+    def ask_for_successor(self):
+        """Say why we want replacing (the scoreboard) and wake the master,
+        which boots our successor before it stops us."""
+        self.scoreboard.ask_for_successor(self.slot, self.recycle_reason)
+        try:
+            self.channel.send(b"")      # an empty datagram: just a wake-up
+        except OSError:
+            pass
 
     def app_waited_for_client(self, response, seconds):
         """In an app slot: the app waited ``seconds`` for a slow client to
@@ -3155,7 +3173,7 @@ class Worker:
         if left <= max(len(self.connections), self.max_requests // 10) and \
                 not self.recycle_reason:
             self.recycle_reason = RECYCLE_MAX_REQUESTS
-            self.scoreboard.ask_for_successor(self.slot, self.recycle_reason)
+            self.ask_for_successor()
 
     def check_memory(self):
         """--max-worker-memory: after a request that took the peak RSS over
@@ -3168,7 +3186,7 @@ class Worker:
             self.alive = False
             self.recycling = True
             self.recycle_reason = RECYCLE_MEMORY
-            self.scoreboard.ask_for_successor(self.slot, self.recycle_reason)
+            self.ask_for_successor()
 
     # -- errors --------------------------------------------------------------
 
