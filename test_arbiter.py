@@ -25,6 +25,7 @@ import struct
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 
 import pytest
@@ -3317,6 +3318,135 @@ def test_a_file_wrapper_response_waits_for_its_client_in_the_loop(core):
         slow.settimeout(0.2)
         with pytest.raises(socket.timeout):
             slow.recv(1)                    # nothing more: the connection is kept
+
+
+def test_a_pipeline_behind_a_backed_up_output_is_answered_in_order(core):
+    """3000 pipelined GETs (3 MB of responses) from a client that reads
+    nothing at first: the worker (sync, one) serves others meanwhile, and
+    the client then gets every response, in order."""
+    proc, port = core.start(["-w", "1"], app="coreapp:app")
+    count = 3000
+    requests = b"".join(b"GET /seq?%d HTTP/1.1\r\nHost: x\r\n\r\n" % n for n in range(count))
+    with small_window_connection(port) as slow:
+        sender = threading.Thread(target=slow.sendall, args=(requests,), daemon=True)
+        sender.start()          # (it may wait for the server to read)
+        for _ in range(3):
+            answered_promptly(port)
+        reader = slow.makefile("rb")
+        for number in range(count):
+            status, headers, body = read_response(reader)
+            assert status == 200 and body == str(number).encode().ljust(1024, b"."), number
+        sender.join(10)
+        assert not sender.is_alive()
+
+
+@pytest.mark.parametrize("args", [[], ["--threads", "4"]], ids=["sync", "threads"])
+def test_100_continue_comes_before_the_body_and_the_answer_after_all_of_it(core, args):
+    proc, port = core.start(["-w", "1", "--limit-request-body", "100000"] + args,
+                            app="coreapp:app")
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        reader = sock.makefile("rb")
+        sock.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n"
+                     b"Expect: 100-continue\r\n\r\n")
+        assert reader.readline() == b"HTTP/1.1 100 Continue\r\n"
+        assert reader.readline() == b"\r\n"
+        sock.sendall(b"a" * 60000)
+        sock.settimeout(0.3)
+        with pytest.raises(socket.timeout):
+            sock.recv(1)                # not a byte before the whole body
+        sock.settimeout(10)
+        sock.sendall(b"b" * 40000)
+        status, headers, body = read_response(reader)
+        assert status == 200 and body == b"a" * 60000 + b"b" * 40000
+    # Over --limit-request-body: a 413 instead of the 100, and a close.
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100001\r\n"
+                     b"Expect: 100-continue\r\n\r\n")
+        reply = receive_to_end(sock)
+        assert reply.startswith(b"HTTP/1.1 413 "), reply
+        assert b"100 Continue" not in reply
+
+
+def keep_alive_client(port, rounds, statuses, errors, pids):
+    """``rounds`` GET / one after the other on keep-alive connections; a new
+    connection only when the server said Connection: close."""
+    sock = reader = None
+    try:
+        for _ in range(rounds):
+            if sock is None:
+                sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+                reader = sock.makefile("rb")
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            status, headers, body = read_response(reader)
+            statuses.append(status)
+            pids.add(body.split()[0])
+            if headers.get("connection") == "close":
+                reader.close()
+                sock.close()
+                sock = None
+    except Exception as exc:                # a lost request
+        errors.append(repr(exc))
+    finally:
+        if sock is not None:
+            reader.close()
+            sock.close()
+
+
+def test_max_requests_and_hup_recycle_threaded_workers_without_losing_a_request(core):
+    proc, port = core.start(["-w", "2", "--threads", "4", "--max-requests", "40"],
+                            app="coreapp:app")
+    wait_for_workers(proc.pid, 2)
+    statuses, errors, pids = [], [], set()
+    rounds, clients = 150, 6
+    threads = [threading.Thread(target=keep_alive_client,
+                                args=(port, rounds, statuses, errors, pids))
+               for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    wait_for(lambda: len(statuses) >= rounds * clients // 3 or errors)
+    send_and_wait(proc, signal.SIGHUP, core.log)
+    for thread in threads:
+        thread.join(30)
+    assert not errors, errors
+    assert statuses == [200] * (rounds * clients)
+    assert len(pids) >= 5                   # recycled by max-requests and by the HUP
+    log = read_text(core.log)
+    assert "recycled: max requests" in log and "Exception" not in log
+
+
+WORKER_HOOKS_CONF = r'''
+import os
+
+def record(worker, where):
+    worker.tmp.notify()
+    worker.log.info("hook %s ran", where)
+    with open(os.path.join(os.path.dirname(__file__), "worker.txt"), "a") as f:
+        f.write("%s pid=%s own=%s age=%s threads=%s timeout=%s\n" % (
+            where, worker.pid, worker.pid == os.getpid(), worker.age,
+            worker.cfg.threads, worker.timeout))
+
+def post_worker_init(worker): record(worker, "post_worker_init")
+def pre_request(worker, req): record(worker, "pre_request")
+def post_request(worker, req, environ, resp): record(worker, "post_request")
+def worker_exit(server, worker): record(worker, "worker_exit")
+'''
+
+
+@pytest.mark.parametrize("threads", ["1", "4"])
+def test_hooks_get_a_worker_like_gunicorns(core, tmp_path, threads):
+    (tmp_path / "worker.conf.py").write_text(WORKER_HOOKS_CONF)
+    proc, port = core.start(["-w", "1", "--threads", threads, "--timeout", "7",
+                             "-c", str(tmp_path / "worker.conf.py")], app="coreapp:app")
+    worker = served_by(port)[0]
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=10) == 0
+    lines = read_text(tmp_path / "worker.txt").splitlines()
+    assert [line.split()[0] for line in lines] == [
+        "post_worker_init", "pre_request", "post_request", "worker_exit"]
+    for line in lines:
+        assert line.split(None, 1)[1] == "pid=%d own=True age=1 threads=%s timeout=7" % (
+            worker, threads)
+    assert read_text(core.log).count("hook ") == 4
 
 
 # ---------------------------------------------------------------------------
