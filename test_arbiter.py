@@ -2920,10 +2920,11 @@ def nworkers_changed(server, new, old): record("nworkers_changed %s %s" % (new, 
 '''
 
 
-def test_hooks_run_in_order_with_gunicorns_signatures(core, tmp_path):
+@pytest.mark.parametrize("threads", ["1", "4"])
+def test_hooks_run_in_order_with_gunicorns_signatures(core, tmp_path, threads):
     (tmp_path / "hooks.conf.py").write_text(HOOKS_CONF)
-    proc, port = core.start(["-w", "1", "-c", str(tmp_path / "hooks.conf.py")],
-                            app="coreapp:app")
+    proc, port = core.start(["-w", "1", "--threads", threads,
+                             "-c", str(tmp_path / "hooks.conf.py")], app="coreapp:app")
     wait_for(lambda: "post_worker_init" in read_text(tmp_path / "hooks.txt"))
     assert http_get(port, "/x")[0] == 200
     proc.send_signal(signal.SIGTERM)
@@ -3000,6 +3001,16 @@ def test_gunicorns_when_ready_memory_watch_example_works(core, tmp_path):
 
 
 # -- the worker's event loop, app slots and deadlines ---------------------------
+
+def small_buffer_listener(servers, sndbuf=32768):
+    """A listening socket whose connections get a fixed, small send buffer
+    (accepted sockets inherit SO_SNDBUF, and a set size is not autotuned),
+    so that what a client does not read waits in the server, not in the
+    kernel (which, on loopback, takes 4 MB otherwise)."""
+    sock = servers.listen()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
+    return sock
+
 
 def small_window_connection(port, rcvbuf=16384, timeout=10.0):
     """A client connection with a small receive buffer (set before connect,
@@ -3144,7 +3155,8 @@ def test_a_slow_upload_does_not_take_the_sync_worker(core):
 
 
 def test_a_client_that_reads_nothing_does_not_take_the_sync_worker(core):
-    proc, port = core.start(["-w", "1"], app="coreapp:app")
+    proc, port = core.start(["-w", "1"], sock=small_buffer_listener(core),
+                            app="coreapp:app")
     size = 8 << 20
     with small_window_connection(port) as slow:
         slow.sendall(big_request(size))
@@ -3162,6 +3174,7 @@ def test_a_client_that_takes_its_response_too_slowly_is_closed(core, spool):
     deadline. Either way the connection is closed, the worker lives on."""
     proc, port = core.start(["-w", "1", "--send-timeout", "1", "--send-min-rate", "0",
                              "--send-spool-size", spool, "--send-buffer-size", "16384"],
+                            sock=small_buffer_listener(core),
                             app="coreapp:app")
     worker = served_by(port)[0]
     size = 8 << 20
@@ -3232,7 +3245,8 @@ def test_time_waiting_for_a_slow_reader_is_not_time_in_the_app(core):
     """The app waits for a client that reads steadily (over --send-min-rate)
     but slowly, for longer than --timeout: the master must not kill it."""
     proc, port = core.start(["-w", "1", "--timeout", "1", "--send-spool-size", "65536",
-                             "--send-buffer-size", "16384"], app="coreapp:app")
+                             "--send-buffer-size", "16384"], sock=small_buffer_listener(core),
+                            app="coreapp:app")
     worker = served_by(port)[0]
     size = 3 << 20
     with small_window_connection(port) as sock:
@@ -3283,7 +3297,8 @@ def test_clients_that_leave_midway_leave_no_busy_worker(core, tmp_path):
     proc, port = core.start(["-w", "1", "--send-spool-size", "65536",
                              "--send-buffer-size", "16384", "--access-logfile", str(access),
                              "--status-bind", "fd://%d" % status_sock.fileno()],
-                            fds=[status_sock.fileno()], app="coreapp:app")
+                            fds=[status_sock.fileno()], sock=small_buffer_listener(core),
+                            app="coreapp:app")
     wait_for_status(status_port, lambda code, body: code == 200)
     worker = served_by(port)[0]
     # A large response (the app waits for the client past --send-spool-size),
@@ -3307,7 +3322,8 @@ def test_clients_that_leave_midway_leave_no_busy_worker(core, tmp_path):
 def test_a_file_wrapper_response_waits_for_its_client_in_the_loop(core):
     data = os.urandom(4 << 20)
     (core.tmp_path / "data.bin").write_bytes(data)
-    proc, port = core.start(["-w", "1"], app="coreapp:app")
+    proc, port = core.start(["-w", "1"], sock=small_buffer_listener(core),
+                            app="coreapp:app")
     with small_window_connection(port) as slow:
         slow.sendall(b"GET /file HTTP/1.1\r\nHost: x\r\n\r\n")
         for _ in range(3):
@@ -3324,7 +3340,8 @@ def test_a_pipeline_behind_a_backed_up_output_is_answered_in_order(core):
     """3000 pipelined GETs (3 MB of responses) from a client that reads
     nothing at first: the worker (sync, one) serves others meanwhile, and
     the client then gets every response, in order."""
-    proc, port = core.start(["-w", "1"], app="coreapp:app")
+    proc, port = core.start(["-w", "1"], sock=small_buffer_listener(core),
+                            app="coreapp:app")
     count = 3000
     requests = b"".join(b"GET /seq?%d HTTP/1.1\r\nHost: x\r\n\r\n" % n for n in range(count))
     with small_window_connection(port) as slow:
