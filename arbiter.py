@@ -2817,6 +2817,8 @@ class Worker:
                 not self.recycle_reason:
             self.recycle_reason = RECYCLE_MAX_REQUESTS
             self.scoreboard.ask_for_successor(self.slot, self.recycle_reason)
+        if self.accepting and not self.can_accept():
+            self.set_accepting(False)   # no room left for one more connection's request
 
     def check_memory(self):
         """--max-worker-memory: after a request that took the peak RSS over
