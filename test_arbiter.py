@@ -3271,30 +3271,52 @@ def test_time_waiting_for_a_slow_reader_is_not_time_in_the_app(core):
 
 
 def test_a_threaded_app_past_its_timeout_gets_its_worker_replaced(core, tmp_path):
-    proc, port = core.start(["-w", "1", "--threads", "2", "--timeout", "1"],
+    """A thread past --timeout can not be stopped: its stack is logged, a
+    successor boots, and the old worker exits once its other request in
+    flight (here an upload, half sent) is done; the stuck thread dies
+    with it."""
+    listener = core.listen()
+    proc, port = core.start(["-w", "1", "--threads", "2", "--timeout", "1"], sock=listener,
                             app="coreapp:app")
     old = served_by(port)[0]
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    socket_name = os.readlink("/proc/self/fd/%d" % listener.fileno())
+
+    def old_closed_its_listener():      # it is draining: the master sent TERM
+        try:
+            return os.readlink("/proc/%d/fd/%d" % (old, listener.fileno())) != socket_name
+        except OSError:
+            return True
+    stuck = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    upload = socket.create_connection(("127.0.0.1", port), timeout=10)
     try:
-        conn.request("GET", "/hold?stuck")
+        upload.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n01234")
+        stuck.request("GET", "/hold?stuck")
         log = wait_for_log(core.log, "while serving GET /hold?stuck", 5)
         assert re.search(r"WORKER TIMEOUT \(pid:%d\) while serving GET /hold\?stuck "
                          r"\(thread app-\d" % old, log), log
         assert "in wait_for_release" in log and "coreapp.py" in log   # the app's stack
         wait_for(lambda: read_text(core.log).count("Booting worker") == 2)
+        new = wait_for(lambda: served_by(port)[0] != old and served_by(port)[0])
+        wait_for(old_closed_its_listener)
+        assert pid_alive(old)                   # still receiving the upload
+        upload.sendall(b"56789")
+        status, headers, body = read_response(upload.makefile("rb"))
+        assert (status, body, headers["connection"]) == (200, b"0123456789", "close")
         wait_for(lambda: not pid_alive(old))
-        new = served_by(port)[0]
-        assert new != old and wait_for_workers(proc.pid, 1) == [new]
+        assert wait_for_workers(proc.pid, 1) == [new] and served_by(port)[0] == new
     finally:
         (tmp_path / "releasestuck").write_text("")
-        conn.close()
+        stuck.close()
+        upload.close()
 
 
-def test_clients_that_leave_midway_leave_no_busy_worker(core, tmp_path):
+@pytest.mark.parametrize("threads", ["1", "4"])
+def test_clients_that_leave_midway_leave_no_busy_worker(core, tmp_path, threads):
     status_sock = core.listen()
     status_port = status_sock.getsockname()[1]
     access = tmp_path / "access.log"
-    proc, port = core.start(["-w", "1", "--send-spool-size", "65536", "--worker-connections",
+    proc, port = core.start(["-w", "1", "--threads", threads,
+                             "--send-spool-size", "65536", "--worker-connections",
                              "2", "--send-buffer-size", "16384", "--access-logfile", str(access),
                              "--status-bind", "fd://%d" % status_sock.fileno()],
                             fds=[status_sock.fileno()], sock=small_buffer_listener(core),
@@ -3338,11 +3360,13 @@ def test_a_file_wrapper_response_waits_for_its_client_in_the_loop(core):
             slow.recv(1)                    # nothing more: the connection is kept
 
 
-def test_a_pipeline_behind_a_backed_up_output_is_answered_in_order(core):
+@pytest.mark.parametrize("threads", ["1", "4"])
+def test_a_pipeline_behind_a_backed_up_output_is_answered_in_order(core, threads):
     """3000 pipelined GETs (3 MB of responses) from a client that reads
-    nothing at first: the worker (sync, one) serves others meanwhile, and
-    the client then gets every response, in order."""
-    proc, port = core.start(["-w", "1"], sock=small_buffer_listener(core),
+    nothing at first: the worker (one) serves others meanwhile, and the
+    client then gets every response, in order."""
+    proc, port = core.start(["-w", "1", "--threads", threads],
+                            sock=small_buffer_listener(core),
                             app="coreapp:app")
     count = 3000
     requests = b"".join(b"GET /seq?%d HTTP/1.1\r\nHost: x\r\n\r\n" % n for n in range(count))
