@@ -3211,19 +3211,25 @@ def test_limit_request_body_refuses_a_larger_body_before_it_is_sent(core):
 
 
 def test_head_timeout_applies_without_timeout(core):
-    """--timeout 0 (no app timeout) leaves --head-timeout as it is."""
-    proc, port = core.start(["-w", "1", "--timeout", "0", "--head-timeout", "1"],
-                            app="coreapp:app")
+    """--timeout 0 (no app timeout) leaves --head-timeout as it is: a partial
+    head gets a 408, a connection that sent nothing is closed; and an idle
+    keep-alive connection is closed after --keep-alive, without a word."""
+    proc, port = core.start(["-w", "1", "--timeout", "0", "--head-timeout", "1",
+                             "--keep-alive", "1"], app="coreapp:app")
     answered_promptly(port)
     with socket.create_connection(("127.0.0.1", port), timeout=10) as partial, \
-            socket.create_connection(("127.0.0.1", port), timeout=10) as silent:
+            socket.create_connection(("127.0.0.1", port), timeout=10) as silent, \
+            socket.create_connection(("127.0.0.1", port), timeout=10) as idle:
         started = time.monotonic()
         partial.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")
+        idle.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert read_response(idle.makefile("rb"))[0] == 200
         reply = receive_to_end(partial)
         waited = time.monotonic() - started
         assert status_code(reply) == 408, reply
         assert 0.9 <= waited < 3, waited
         assert receive_to_end(silent) == b""                # closed without an answer
+        assert receive_to_end(idle) == b""
         assert time.monotonic() - started < 3
 
 
@@ -3241,6 +3247,25 @@ def test_a_body_that_stalls_gets_a_408(core):
     answered_promptly(port)
 
 
+def read_paced(sock, size, seconds, steps=100):
+    """A response with a ``size``-byte body, read at a steady pace over
+    ``seconds``: (head, body). Fails if the server closes first."""
+    started = time.monotonic()
+    head, first = read_head_raw(sock)
+    body = bytearray(first)
+    for number in range(1, steps + 1):
+        wanted = size * number // steps
+        while len(body) < wanted:
+            chunk = sock.recv(wanted - len(body))
+            assert chunk, "closed after %d bytes" % len(body)
+            body += chunk
+        pause = started + number * seconds / steps - time.monotonic()
+        if pause > 0:
+            time.sleep(pause)               # the client's own pace
+    assert time.monotonic() - started >= seconds * 0.95
+    return head, bytes(body)
+
+
 def test_time_waiting_for_a_slow_reader_is_not_time_in_the_app(core):
     """The app waits for a client that reads steadily (over --send-min-rate)
     but slowly, for longer than --timeout: the master must not kill it."""
@@ -3251,23 +3276,25 @@ def test_time_waiting_for_a_slow_reader_is_not_time_in_the_app(core):
     size = 3 << 20
     with small_window_connection(port) as sock:
         sock.sendall(big_request(size))
-        started = time.monotonic()
-        head, first = read_head_raw(sock)
-        body = bytearray(first)
-        steps = 100                         # 3 MB in 100 steps over 2.5 s
-        for number in range(1, steps + 1):
-            wanted = size * number // steps
-            while len(body) < wanted:
-                chunk = sock.recv(wanted - len(body))
-                assert chunk, len(body)
-                body += chunk
-            pause = started + number * 2.5 / steps - time.monotonic()
-            if pause > 0:
-                time.sleep(pause)           # the client's own pace
-    assert time.monotonic() - started >= 2.4
-    assert bytes(body) == pattern(size)
+        head, body = read_paced(sock, size, 2.5)
+    assert body == pattern(size)
     assert "WORKER TIMEOUT" not in read_text(core.log)
     assert served_by(port)[0] == worker
+
+
+def test_the_send_deadline_grows_with_the_bytes_sent(core):
+    """--send-timeout 1 plus a second per --send-min-rate bytes: a client
+    that takes 3 MB at 2 MB/s (1.5 s) from the loop (the response is under
+    --send-spool-size) keeps its connection."""
+    proc, port = core.start(["-w", "1", "--send-timeout", "1", "--send-min-rate", "1000000",
+                             "--send-buffer-size", "16384"], sock=small_buffer_listener(core),
+                            app="coreapp:app")
+    size = 3 << 20
+    with small_window_connection(port) as sock:
+        sock.sendall(big_request(size))
+        head, body = read_paced(sock, size, 1.5)
+    assert body == pattern(size)
+    assert "too slowly" not in read_text(core.log)
 
 
 def test_a_threaded_app_past_its_timeout_gets_its_worker_replaced(core, tmp_path):
