@@ -2243,6 +2243,10 @@ class Worker:
         self.log = log
         self.tmp = record.tmp
         self.timeout = cfg.timeout
+        # The master takes a heartbeat older than --timeout for a stuck
+        # loop: beat at least twice per timeout (as gunicorn's workers do).
+        self.beat_interval = min(HEARTBEAT_INTERVAL, cfg.timeout / 2) if cfg.timeout \
+            else HEARTBEAT_INTERVAL
         self.threads = cfg.threads      # app slots; 1: the loop runs the app
         self.scoreboard = scoreboard
         self.slot = record.slot
@@ -2378,12 +2382,12 @@ class Worker:
             if self.draining and len(self.connections) <= len(self.timed_out):
                 return      # (a thread stuck past --timeout dies with the process)
             now = time.monotonic()
-            if now - self.last_tick >= HEARTBEAT_INTERVAL:
+            if now - self.last_tick >= self.beat_interval:
                 self.tick(now)
             if log.access_pending:
                 log.flush_access()
             timeout = 0 if self.pipelined else \
-                DRAIN_IDLE_GRACE if self.draining else HEARTBEAT_INTERVAL
+                DRAIN_IDLE_GRACE if self.draining else self.beat_interval
             for key, events in select_(timeout):
                 data = key.data
                 if data is ACCEPT:
@@ -3169,7 +3173,7 @@ class Connection:
                 worker.log.info("Closing the connection of %s: it took its response too "
                                 "slowly", self.peer_text)
                 raise ClientGone()
-            poller.poll(min(left, HEARTBEAT_INTERVAL) * 1000)
+            poller.poll(min(left, worker.beat_interval) * 1000)
             out.send(self.sock, self.tls)
             now = time.monotonic()
             worker.app_waited_for_client(self.response, now - last)
