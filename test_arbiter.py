@@ -3526,6 +3526,45 @@ def test_hooks_get_a_worker_like_gunicorns(core, tmp_path, threads):
     assert read_text(core.log).count("hook ") == 4
 
 
+BEAT_CONF = r'''
+import os
+import threading
+import time
+
+def post_worker_init(worker):
+    """Record the gaps between the worker's heartbeats (worker.tmp, as in
+    gunicorn's hooks) to beats-PID, one line per gap."""
+    path = os.path.join(os.path.dirname(__file__), "beats-%d" % os.getpid())
+
+    def sample():
+        last = worker.tmp.last_update()
+        while True:
+            time.sleep(0.005)
+            beat = worker.tmp.last_update()
+            if beat != last:
+                with open(path, "a") as f:
+                    f.write("%.3f\n" % (beat - last))
+                last = beat
+    threading.Thread(target=sample, daemon=True).start()
+'''
+
+
+@pytest.mark.parametrize("threads", ["1", "2"])
+def test_an_idle_worker_beats_more_often_than_timeout(core, tmp_path, threads):
+    """The master takes a heartbeat older than --timeout for a stuck worker:
+    with --timeout 1, beats once a second (the loop's tick) killed idle,
+    healthy workers now and then ("WORKER TIMEOUT ... outside a request")."""
+    (tmp_path / "beat.conf.py").write_text(BEAT_CONF)
+    proc, port = core.start(["-w", "1", "--threads", threads, "--timeout", "1",
+                             "-c", str(tmp_path / "beat.conf.py")], app="coreapp:app")
+    worker = served_by(port)[0]
+    beats = tmp_path / ("beats-%d" % worker)
+    gaps = wait_for(lambda: [float(gap) for gap in read_text(beats).split()][1:4]
+                    if len(read_text(beats).split()) >= 4 else None)
+    assert max(gaps) < 1.0, gaps
+    assert served_by(port)[0] == worker and "WORKER TIMEOUT" not in read_text(core.log)
+
+
 # ---------------------------------------------------------------------------
 # Operations
 # ---------------------------------------------------------------------------
