@@ -4089,7 +4089,8 @@ def test_debug_log_lines_and_wsgi_errors_as_written(servers, tmp_path):
     assert re.search(r"\[DEBUG\] Current configuration:\n(  \w+: .*\n)+", log), log
     assert "\n  workers: 1\n" in log and "\n  loglevel: debug\n" in log
     assert "[DEBUG] Arbiter booted" in log
-    assert "[DEBUG] 1 workers" in log
+    # (The master logs the count after the fork: the worker may answer first.)
+    log = wait_for_log(errorlog, "[DEBUG] 1 workers")
     # wsgi.errors: the app's line as it is, no timestamp or level around it.
     assert "\napp line, as the app wrote it\n" in log, log
     proc.send_signal(signal.SIGTTIN)
