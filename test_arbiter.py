@@ -3136,8 +3136,9 @@ def test_a_threaded_request_runs_from_pre_request_to_post_request_on_one_thread(
                              str(tmp_path / "threads.conf.py")], app="coreapp:app")
     assert http_get(port, "/closing") == (200, b"closed")
     stages = ("pre_request", "app", "close", "post_request")
-    wait_for(lambda: all((tmp_path / ("thread-" + s)).exists() for s in stages))
-    names = {stage: read_text(tmp_path / ("thread-" + stage)) for stage in stages}
+    names = wait_for(lambda: {stage: read_text(tmp_path / ("thread-" + stage))
+                              for stage in stages} if all(
+        read_text(tmp_path / ("thread-" + stage)) for stage in stages) else None)
     assert len(set(names.values())) == 1, names
     assert names["app"].startswith("app-"), names
 
