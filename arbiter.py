@@ -2418,6 +2418,11 @@ class Worker:
         self.log = log
         self.tmp = record.tmp
         self.timeout = cfg.timeout
+        # The master takes a heartbeat older than --timeout for a stuck
+        # loop, and the tick times the app threads: tick four times per
+        # timeout (gunicorn's workers notify twice), once a second at most.
+        self.beat_interval = min(HEARTBEAT_INTERVAL, cfg.timeout / 4) if cfg.timeout \
+            else HEARTBEAT_INTERVAL
         self.threads = cfg.threads      # app slots; 1: the loop runs the app
         self.scoreboard = scoreboard
         self.slot = record.slot
@@ -2474,6 +2479,7 @@ class Worker:
         self.cfg.post_worker_init(self)
         self.booted = True
         self.scoreboard.mark_booted(self.slot)
+        self.wake_master()      # it may now retire the worker we replace
         self.serve()
 
     def init_signals(self):
@@ -2559,7 +2565,7 @@ class Worker:
             if self.draining and len(self.connections) <= len(self.timed_out):
                 return      # (a thread stuck past --timeout dies with the process)
             now = time.monotonic()
-            if now - self.last_tick >= HEARTBEAT_INTERVAL:
+            if now - self.last_tick >= self.beat_interval:
                 self.tick(now)
             if log.access_pending:
                 log.flush_access()
@@ -2569,7 +2575,7 @@ class Worker:
                 paused = False
             timeout = 0 if self.pipelined else HANDOFF_DELAY if self.deferred else \
                 DRAIN_IDLE_GRACE if self.draining else \
-                BALANCE_RECHECK if paused else HEARTBEAT_INTERVAL
+                BALANCE_RECHECK if paused else self.beat_interval
             for key, events in select_(timeout):
                 data = key.data
                 if data is ACCEPT:
@@ -2686,9 +2692,11 @@ class Worker:
     def stop_listening(self):
         """Take the connections waiting in the listen backlog (a graceful
         stop serves them instead of resetting them), then close the
-        listeners. A worker that is recycled leaves the backlog to others."""
+        listeners. A worker that is recycled leaves the backlog to others,
+        and one near --max-requests takes only what it may still serve."""
         for sock in self.sockets:
-            while not (self.recycling or self.retiring):
+            while not (self.recycling or self.retiring) and (not self.max_requests or (
+                    self.max_requests - self.nr > len(self.connections) + len(self.backlog))):
                 try:
                     client = sock.accept()
                 except OSError:
@@ -3085,8 +3093,8 @@ class Worker:
         its descriptor, its listener and what we know of the peer. What has
         arrived of its request is still in the socket. True once sent."""
         peer = conn.peer
-        message = "%d\t%d\t%s" % (self.listeners.index(conn.listener), conn.proxy_pending,
-                                    "%s\t%d" % peer[:2] if isinstance(peer, tuple) else "")
+        message = "%d\t%d\t0\t%s" % (self.listeners.index(conn.listener), conn.proxy_pending,
+                                      "%s\t%d" % peer[:2] if isinstance(peer, tuple) else "")
         try:
             send_connection(self.channel, message.encode(), conn.fd)
         except OSError:
@@ -3107,7 +3115,19 @@ class Worker:
                 os.close(extra)
             if not fds:
                 continue
-            index, proxy_pending, host_port = message.decode().split("\t", 2)
+            index, proxy_pending, bounced, host_port = message.decode().split("\t", 3)
+            if bounced == "0" and self.max_requests and \
+                    self.max_requests - self.nr <= len(self.connections):
+                # No request left for it under --max-requests: back to the
+                # master, once, for another worker.
+                try:
+                    send_connection(self.channel, ("%s\t%s\t1\t%s" % (
+                        index, proxy_pending, host_port)).encode(), fds[0])
+                except OSError:
+                    pass
+                else:
+                    os.close(fds[0])
+                    continue
             host, _, port = host_port.partition("\t")
             sock = socket.socket(fileno=fds[0])
             sock.setblocking(False)
@@ -3146,8 +3166,13 @@ class Worker:
         """Say why we want replacing (the scoreboard) and wake the master,
         which boots our successor before it stops us."""
         self.scoreboard.ask_for_successor(self.slot, self.recycle_reason)
+        self.wake_master()
+
+    def wake_master(self):
+        """An empty datagram on our channel: the master looks at the
+        scoreboard now rather than within a second."""
         try:
-            self.channel.send(b"")      # an empty datagram: just a wake-up
+            self.channel.send(b"")
         except OSError:
             pass
 
@@ -3174,6 +3199,8 @@ class Worker:
                 not self.recycle_reason:
             self.recycle_reason = RECYCLE_MAX_REQUESTS
             self.ask_for_successor()
+        if self.accepting and not self.can_accept():
+            self.set_accepting(False)   # no room left for one more connection's request
 
     def check_memory(self):
         """--max-worker-memory: after a request that took the peak RSS over
@@ -3536,7 +3563,7 @@ class Connection:
                 worker.log.info("Closing the connection of %s: it took its response too "
                                 "slowly", self.peer_text)
                 raise ClientGone()
-            poller.poll(min(left, HEARTBEAT_INTERVAL) * 1000)
+            poller.poll(min(left, worker.beat_interval) * 1000)
             out.send(self.sock, self.tls)
             now = time.monotonic()
             worker.app_waited_for_client(self.response, now - last)

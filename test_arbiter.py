@@ -25,6 +25,7 @@ import struct
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 
 import pytest
@@ -2605,9 +2606,41 @@ def receive_until(sock, predicate, timeout=10.0, seen=None):
 
 CORE_APP = r'''
 import os
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+PATTERN = bytes(range(256)) * 256      # 64 KiB
+
+
+def pattern(size):
+    """``size`` bytes of PATTERN repeated (what /big sends)."""
+    return (PATTERN * (size // len(PATTERN) + 1))[:size]
+
+
+def big_body(size):
+    while size > 0:
+        piece = PATTERN[:size]
+        size -= len(piece)
+        yield piece
+
+
+def record_thread(what):
+    with open(os.path.join(HERE, "thread-" + what), "w") as f:
+        f.write(threading.current_thread().name)
+
+
+class ClosingBody:
+    """An iterable with close(), which records the thread it runs on."""
+
+    def __init__(self, body):
+        self.body = body
+
+    def __iter__(self):
+        return iter([self.body])
+
+    def close(self):
+        record_thread("close")
 
 
 def wait_for_release(name):
@@ -2647,6 +2680,20 @@ def app(environ, start_response):
         return environ["wsgi.file_wrapper"](open(os.path.join(HERE, "data.bin"), "rb"))
     elif path == "/error":
         raise RuntimeError("the app failed on purpose")
+    elif path == "/big":                # /big?N[&tag]: N bytes of PATTERN, 64 KiB a write
+        size = int(environ["QUERY_STRING"].partition("&")[0] or 4 << 20)
+        headers.append(("Content-Length", str(size)))
+        start_response("200 OK", headers)
+        return big_body(size)
+    elif path == "/thread":             # the app's thread and wsgi.multithread
+        body = ("%s %s" % (threading.current_thread().name,
+                           environ["wsgi.multithread"])).encode()
+    elif path == "/closing":            # records the threads of the app and of close()
+        record_thread("app")
+        start_response("200 OK", headers + [("Content-Length", "6")])
+        return ClosingBody(b"closed")
+    elif path == "/seq":                # /seq?N: N, padded to 1 KiB
+        body = environ["QUERY_STRING"].encode().ljust(1024, b".")
     else:
         body = ("pid=%d ppid=%d" % (os.getpid(), os.getppid())).encode()
     headers.append(("Content-Length", str(len(body))))
@@ -3247,10 +3294,11 @@ def nworkers_changed(server, new, old): record("nworkers_changed %s %s" % (new, 
 '''
 
 
-def test_hooks_run_in_order_with_gunicorns_signatures(core, tmp_path):
+@pytest.mark.parametrize("threads", ["1", "4"])
+def test_hooks_run_in_order_with_gunicorns_signatures(core, tmp_path, threads):
     (tmp_path / "hooks.conf.py").write_text(HOOKS_CONF)
-    proc, port = core.start(["-w", "1", "-c", str(tmp_path / "hooks.conf.py")],
-                            app="coreapp:app")
+    proc, port = core.start(["-w", "1", "--threads", threads,
+                             "-c", str(tmp_path / "hooks.conf.py")], app="coreapp:app")
     wait_for(lambda: "post_worker_init" in read_text(tmp_path / "hooks.txt"))
     assert http_get(port, "/x")[0] == 200
     proc.send_signal(signal.SIGTERM)
@@ -3450,6 +3498,572 @@ def test_early_hints_no_content_and_a_1xx_as_final_status(core, tmp_path, args):
     assert reply.startswith(b"HTTP/1.1 200 OK\r\n") and reply.endswith(b"\r\n\r\nhinted")
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=10) == 0
+
+
+# -- the worker's event loop, app slots and deadlines ---------------------------
+
+def small_buffer_listener(servers, sndbuf=32768):
+    """A listening socket whose connections get a fixed, small send buffer
+    (accepted sockets inherit SO_SNDBUF, and a set size is not autotuned),
+    so that what a client does not read waits in the server, not in the
+    kernel (which, on loopback, takes 4 MB otherwise)."""
+    sock = servers.listen()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
+    return sock
+
+
+def small_window_connection(port, rcvbuf=16384, timeout=10.0):
+    """A client connection with a small receive buffer (set before connect,
+    so the TCP window stays small): a response it does not read backs up in
+    the server instead of in the kernel."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    sock.settimeout(timeout)
+    sock.connect(("127.0.0.1", port))
+    return sock
+
+
+def receive_all(sock, count, timeout=10.0):
+    """Exactly ``count`` bytes from ``sock`` (fewer if it closes first)."""
+    sock.settimeout(timeout)
+    chunks, size = [], 0
+    while size < count:
+        chunk = sock.recv(min(count - size, 1 << 20))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
+def receive_to_end(sock, timeout=10.0):
+    """What arrives until the server closes (or resets) the connection."""
+    sock.settimeout(timeout)
+    chunks = []
+    while True:
+        try:
+            chunk = sock.recv(1 << 20)
+        except ConnectionResetError:
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def answered_promptly(port, path="/", limit=2.0):
+    """Another client's GET is answered, and within ``limit`` seconds."""
+    started = time.monotonic()
+    status, body = http_get(port, path, timeout=5)
+    assert status == 200, body
+    assert time.monotonic() - started < limit
+    return body
+
+
+def big_request(size):
+    return b"GET /big?%d HTTP/1.1\r\nHost: x\r\n\r\n" % size
+
+
+def pattern(size):
+    block = bytes(range(256)) * 256
+    return (block * (size // len(block) + 1))[:size]
+
+
+def read_head_raw(sock, timeout=10.0):
+    """(the response head, the body bytes that came with it)."""
+    sock.settimeout(timeout)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        assert chunk, data
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    return head, body
+
+
+def read_big_response(sock, size):
+    """(head, body) of a response whose body is ``size`` bytes."""
+    head, body = read_head_raw(sock)
+    return head, body + receive_all(sock, size - len(body))
+
+
+def reset(sock):
+    """Close with SO_LINGER 0: the server gets an RST, not a FIN."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()
+
+
+@pytest.mark.parametrize("args, multithread", [(["--threads", "4"], True),
+                                               ([], False)])
+def test_threads_run_requests_in_the_app_at_once(core, tmp_path, args, multithread):
+    proc, port = core.start(["-w", "1"] + args, app="coreapp:app")
+    name, flag = http_get(port, "/thread")[1].decode().split()
+    assert flag == str(multithread)
+    assert name.startswith("app-") if multithread else name == "MainThread"
+    if not multithread:
+        return
+    conns = []
+    for number in range(4):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn.request("GET", "/hold?%d" % number)
+        conns.append(conn)
+    # All four are in the app together before any is released.
+    wait_for(lambda: all((tmp_path / ("holding%d" % n)).exists() for n in range(4)))
+    for number, conn in enumerate(conns):
+        (tmp_path / ("release%d" % number)).write_text("")
+        response = conn.getresponse()
+        assert (response.status, response.read()) == (200, b"released")
+        conn.close()
+
+
+THREAD_HOOKS_CONF = r'''
+import os
+import threading
+
+def record(what):
+    with open(os.path.join(os.path.dirname(__file__), "thread-" + what), "w") as f:
+        f.write(threading.current_thread().name)
+
+def pre_request(worker, req): record("pre_request")
+def post_request(worker, req, environ, resp): record("post_request")
+'''
+
+
+def test_a_threaded_request_runs_from_pre_request_to_post_request_on_one_thread(
+        core, tmp_path):
+    (tmp_path / "threads.conf.py").write_text(THREAD_HOOKS_CONF)
+    proc, port = core.start(["-w", "1", "--threads", "4", "-c",
+                             str(tmp_path / "threads.conf.py")], app="coreapp:app")
+    assert http_get(port, "/closing") == (200, b"closed")
+    stages = ("pre_request", "app", "close", "post_request")
+    names = wait_for(lambda: {stage: read_text(tmp_path / ("thread-" + stage))
+                              for stage in stages} if all(
+        read_text(tmp_path / ("thread-" + stage)) for stage in stages) else None)
+    assert len(set(names.values())) == 1, names
+    assert names["app"].startswith("app-"), names
+
+
+def test_a_slow_upload_does_not_take_the_sync_worker(core):
+    proc, port = core.start(["-w", "1"], app="coreapp:app")
+    answered_promptly(port)
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as slow:
+        slow.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n"
+                     + b"x" * 30000)
+        answered_promptly(port)
+        slow.sendall(b"x" * 70000)      # the rest: now the app gets it
+        status, headers, body = read_response(slow.makefile("rb"))
+        assert status == 200 and body == b"x" * 100000
+
+
+def test_a_client_that_reads_nothing_does_not_take_the_sync_worker(core):
+    proc, port = core.start(["-w", "1"], sock=small_buffer_listener(core),
+                            app="coreapp:app")
+    size = 8 << 20
+    with small_window_connection(port) as slow:
+        slow.sendall(big_request(size))
+        for _ in range(3):
+            answered_promptly(port)
+        head, body = read_big_response(slow, size)
+        assert b"Content-Length: %d" % size in head
+        assert body == pattern(size)
+
+
+@pytest.mark.parametrize("spool", ["65536", "33554432"], ids=["app-waits", "loop-sends"])
+def test_a_client_that_takes_its_response_too_slowly_is_closed(core, spool):
+    """Over --send-spool-size the app waits for the client (and gives up at
+    --send-timeout); under it the loop sends the rest, under the same
+    deadline. Either way the connection is closed, the worker lives on."""
+    proc, port = core.start(["-w", "1", "--send-timeout", "1", "--send-min-rate", "0",
+                             "--send-spool-size", spool, "--send-buffer-size", "16384"],
+                            sock=small_buffer_listener(core),
+                            app="coreapp:app")
+    worker = served_by(port)[0]
+    size = 8 << 20
+    with small_window_connection(port) as slow:
+        slow.sendall(big_request(size))
+        log = wait_for_log(core.log, "it took its response too slowly", 5)
+        assert "Closing the connection of 127.0.0.1:%d" % slow.getsockname()[1] in log
+        received = receive_to_end(slow)
+        assert b"200 OK" in received and len(received) < size
+    assert served_by(port)[0] == worker
+    assert "Booting worker" in log and read_text(core.log).count("Booting worker") == 1
+
+
+def test_limit_request_body_refuses_a_larger_body_before_it_is_sent(core):
+    proc, port = core.start(["-w", "1", "--limit-request-body", "10"], app="coreapp:app")
+    # At the limit, served; over it (by its Content-Length), a 413 and a close
+    # without waiting for the body.
+    reply = raw_exchange(port, b"POST /echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                               b"Content-Length: 10\r\n\r\n0123456789")
+    assert status_code(reply) == 200 and response_body(reply) == b"0123456789"
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n\r\n")
+        reply = receive_to_end(sock, timeout=5)
+        assert status_code(reply) == 413, reply
+    # A chunked body is counted as it is decoded.
+    reply = raw_exchange(port, b"POST /echo HTTP/1.1\r\nHost: x\r\n"
+                               b"Transfer-Encoding: chunked\r\n\r\n"
+                               b"5\r\n01234\r\n6\r\n56789a\r\n0\r\n\r\n")
+    assert status_code(reply) == 413, reply
+    reply = raw_exchange(port, b"POST /echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                               b"Transfer-Encoding: chunked\r\n\r\n"
+                               b"5\r\n01234\r\n5\r\n56789\r\n0\r\n\r\n")
+    assert status_code(reply) == 200 and response_body(reply) == b"0123456789"
+
+
+def test_head_timeout_applies_without_timeout(core):
+    """--timeout 0 (no app timeout) leaves --head-timeout as it is: a partial
+    head gets a 408, a connection that sent nothing is closed; and an idle
+    keep-alive connection is closed after --keep-alive, without a word."""
+    proc, port = core.start(["-w", "1", "--timeout", "0", "--head-timeout", "1",
+                             "--keep-alive", "1"], app="coreapp:app")
+    answered_promptly(port)
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as partial, \
+            socket.create_connection(("127.0.0.1", port), timeout=10) as silent, \
+            socket.create_connection(("127.0.0.1", port), timeout=10) as idle:
+        started = time.monotonic()
+        partial.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")
+        idle.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert read_response(idle.makefile("rb"))[0] == 200
+        reply = receive_to_end(partial)
+        waited = time.monotonic() - started
+        assert status_code(reply) == 408, reply
+        assert 0.9 <= waited < 3, waited
+        assert receive_to_end(silent) == b""                # closed without an answer
+        assert receive_to_end(idle) == b""
+        assert time.monotonic() - started < 3
+
+
+def test_a_body_that_stalls_gets_a_408(core):
+    proc, port = core.start(["-w", "1", "--body-timeout", "1", "--body-min-rate", "0"],
+                            app="coreapp:app")
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        started = time.monotonic()
+        sock.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n"
+                     + b"x" * 10)
+        reply = receive_to_end(sock)
+        waited = time.monotonic() - started
+    assert status_code(reply) == 408, reply
+    assert 0.9 <= waited < 3, waited
+    answered_promptly(port)
+
+
+def read_paced(sock, size, seconds, steps=100):
+    """A response with a ``size``-byte body, read at a steady pace over
+    ``seconds``: (head, body). Fails if the server closes first."""
+    started = time.monotonic()
+    head, first = read_head_raw(sock)
+    body = bytearray(first)
+    for number in range(1, steps + 1):
+        wanted = size * number // steps
+        while len(body) < wanted:
+            chunk = sock.recv(wanted - len(body))
+            assert chunk, "closed after %d bytes" % len(body)
+            body += chunk
+        pause = started + number * seconds / steps - time.monotonic()
+        if pause > 0:
+            time.sleep(pause)               # the client's own pace
+    assert time.monotonic() - started >= seconds * 0.95
+    return head, bytes(body)
+
+
+def test_time_waiting_for_a_slow_reader_is_not_time_in_the_app(core):
+    """The app waits for a client that reads steadily (over --send-min-rate)
+    but slowly, for longer than --timeout: the master must not kill it."""
+    proc, port = core.start(["-w", "1", "--timeout", "1", "--send-spool-size", "65536",
+                             "--send-buffer-size", "16384"], sock=small_buffer_listener(core),
+                            app="coreapp:app")
+    worker = served_by(port)[0]
+    size = 3 << 20
+    with small_window_connection(port) as sock:
+        sock.sendall(big_request(size))
+        head, body = read_paced(sock, size, 2.5)
+    assert body == pattern(size)
+    assert "WORKER TIMEOUT" not in read_text(core.log)
+    assert served_by(port)[0] == worker
+
+
+def test_the_send_deadline_grows_with_the_bytes_sent(core):
+    """--send-timeout 1 plus a second per --send-min-rate bytes: a client
+    that takes 3 MB at 2 MB/s (1.5 s) from the loop (the response is under
+    --send-spool-size) keeps its connection."""
+    proc, port = core.start(["-w", "1", "--send-timeout", "1", "--send-min-rate", "1000000",
+                             "--send-buffer-size", "16384"], sock=small_buffer_listener(core),
+                            app="coreapp:app")
+    size = 3 << 20
+    with small_window_connection(port) as sock:
+        sock.sendall(big_request(size))
+        head, body = read_paced(sock, size, 1.5)
+    assert body == pattern(size)
+    assert "too slowly" not in read_text(core.log)
+
+
+def test_a_threaded_app_past_its_timeout_gets_its_worker_replaced(core, tmp_path):
+    """A thread past --timeout can not be stopped: its stack is logged, a
+    successor boots, and the old worker exits once its other request in
+    flight (here an upload, half sent) is done; the stuck thread dies
+    with it."""
+    listener = core.listen()
+    proc, port = core.start(["-w", "1", "--threads", "2", "--timeout", "1"], sock=listener,
+                            app="coreapp:app")
+    old = served_by(port)[0]
+    socket_name = os.readlink("/proc/self/fd/%d" % listener.fileno())
+
+    def old_closed_its_listener():      # it is draining: the master sent TERM
+        try:
+            return os.readlink("/proc/%d/fd/%d" % (old, listener.fileno())) != socket_name
+        except OSError:
+            return True
+    stuck = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    upload = socket.create_connection(("127.0.0.1", port), timeout=10)
+    try:
+        upload.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n01234")
+        stuck.request("GET", "/hold?stuck")
+        log = wait_for_log(core.log, "while serving GET /hold?stuck", 5)
+        assert re.search(r"WORKER TIMEOUT \(pid:%d\) while serving GET /hold\?stuck "
+                         r"\(thread app-\d" % old, log), log
+        assert "in wait_for_release" in log and "coreapp.py" in log   # the app's stack
+        wait_for(lambda: read_text(core.log).count("Booting worker") == 2)
+        new = wait_for(lambda: served_by(port)[0] != old and served_by(port)[0])
+        wait_for(old_closed_its_listener)
+        assert pid_alive(old)                   # still receiving the upload
+        upload.sendall(b"56789")
+        status, headers, body = read_response(upload.makefile("rb"))
+        assert (status, body, headers["connection"]) == (200, b"0123456789", "close")
+        wait_for(lambda: not pid_alive(old))
+        assert wait_for_workers(proc.pid, 1) == [new] and served_by(port)[0] == new
+    finally:
+        (tmp_path / "releasestuck").write_text("")
+        stuck.close()
+        upload.close()
+
+
+@pytest.mark.parametrize("threads", ["1", "4"])
+def test_clients_that_leave_midway_leave_no_busy_worker(core, tmp_path, threads):
+    status_sock = core.listen()
+    status_port = status_sock.getsockname()[1]
+    access = tmp_path / "access.log"
+    proc, port = core.start(["-w", "1", "--threads", threads,
+                             "--send-spool-size", "65536", "--worker-connections",
+                             "2", "--send-buffer-size", "16384", "--access-logfile", str(access),
+                             "--status-bind", "fd://%d" % status_sock.fileno()],
+                            fds=[status_sock.fileno()], sock=small_buffer_listener(core),
+                            app="coreapp:app")
+    wait_for_status(status_port, lambda code, body: code == 200)
+    worker = served_by(port)[0]
+    # A large response (the app waits for the client past --send-spool-size),
+    # a little of it read, then a reset.
+    sock = small_window_connection(port)
+    sock.sendall(b"GET /big?8388608&reset HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert receive_all(sock, 1000).startswith(b"HTTP/1.1 200 OK")
+    wait_for_status(status_port, lambda code, body: body["workers_busy"] == 1)
+    reset(sock)
+    wait_for_status(status_port, lambda code, body: body["workers_busy"] == 0)
+    wait_for(lambda: "GET /big?8388608&reset HTTP/1.1" in read_text(access))
+    # Uploads left halfway: each connection is closed (with room for two,
+    # a connection kept by mistake would soon leave none for the next client).
+    for _ in range(3):
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n"
+                         b"\r\n" + b"x" * 50000)
+        assert served_by(port, timeout=5)[0] == worker
+    code, body = wait_for_status(status_port, lambda code, body: body["workers_busy"] == 0)
+    assert body["workers"] == 1
+
+
+def test_a_file_wrapper_response_waits_for_its_client_in_the_loop(core):
+    data = os.urandom(4 << 20)
+    (core.tmp_path / "data.bin").write_bytes(data)
+    proc, port = core.start(["-w", "1"], sock=small_buffer_listener(core),
+                            app="coreapp:app")
+    with small_window_connection(port) as slow:
+        slow.sendall(b"GET /file HTTP/1.1\r\nHost: x\r\n\r\n")
+        for _ in range(3):
+            answered_promptly(port)
+        head, body = read_big_response(slow, len(data))
+        assert b"Content-Length: %d\r\n" % len(data) in head + b"\r\n"
+        assert body == data
+        slow.settimeout(0.2)
+        with pytest.raises(socket.timeout):
+            slow.recv(1)                    # nothing more: the connection is kept
+
+
+@pytest.mark.parametrize("threads", ["1", "4"])
+def test_a_pipeline_behind_a_backed_up_output_is_answered_in_order(core, threads):
+    """3000 pipelined GETs (3 MB of responses) from a client that reads
+    nothing at first: the worker (one) serves others meanwhile, and the
+    client then gets every response, in order."""
+    proc, port = core.start(["-w", "1", "--threads", threads],
+                            sock=small_buffer_listener(core),
+                            app="coreapp:app")
+    count = 3000
+    requests = b"".join(b"GET /seq?%d HTTP/1.1\r\nHost: x\r\n\r\n" % n for n in range(count))
+    with small_window_connection(port) as slow:
+        sender = threading.Thread(target=slow.sendall, args=(requests,), daemon=True)
+        sender.start()          # (it may wait for the server to read)
+        for _ in range(3):
+            answered_promptly(port)
+        reader = slow.makefile("rb")
+        for number in range(count):
+            status, headers, body = read_response(reader)
+            assert status == 200 and body == str(number).encode().ljust(1024, b"."), number
+        sender.join(10)
+        assert not sender.is_alive()
+
+
+@pytest.mark.parametrize("args", [[], ["--threads", "4"]], ids=["sync", "threads"])
+def test_100_continue_comes_before_the_body_and_the_answer_after_all_of_it(core, args):
+    proc, port = core.start(["-w", "1", "--limit-request-body", "100000"] + args,
+                            app="coreapp:app")
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        reader = sock.makefile("rb")
+        sock.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n"
+                     b"Expect: 100-continue\r\n\r\n")
+        assert reader.readline() == b"HTTP/1.1 100 Continue\r\n"
+        assert reader.readline() == b"\r\n"
+        sock.sendall(b"a" * 60000)
+        sock.settimeout(0.3)
+        with pytest.raises(socket.timeout):
+            sock.recv(1)                # not a byte before the whole body
+        sock.settimeout(10)
+        sock.sendall(b"b" * 40000)
+        status, headers, body = read_response(reader)
+        assert status == 200 and body == b"a" * 60000 + b"b" * 40000
+    # Over --limit-request-body: a 413 instead of the 100, and a close.
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100001\r\n"
+                     b"Expect: 100-continue\r\n\r\n")
+        reply = receive_to_end(sock)
+        assert reply.startswith(b"HTTP/1.1 413 "), reply
+        assert b"100 Continue" not in reply
+
+
+def keep_alive_client(port, rounds, statuses, errors, pids):
+    """``rounds`` GET / one after the other on keep-alive connections; a new
+    connection only when the server said Connection: close."""
+    sock = reader = None
+    try:
+        for _ in range(rounds):
+            if sock is None:
+                sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+                reader = sock.makefile("rb")
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            status, headers, body = read_response(reader)
+            statuses.append(status)
+            pids.append(body.split()[0])
+            if headers.get("connection") == "close":
+                reader.close()
+                sock.close()
+                sock = None
+    except Exception as exc:                # a lost request
+        errors.append(repr(exc))
+    finally:
+        if sock is not None:
+            reader.close()
+            sock.close()
+
+
+@pytest.mark.parametrize("threads", ["4", "1"])
+def test_max_requests_and_hup_recycle_workers_without_losing_a_request(core, threads):
+    """Six clients on keep-alive connections (a new one only after a
+    Connection: close) while workers are recycled by --max-requests and a
+    HUP replaces them all: every request is answered, and no worker serves
+    more than --max-requests (a worker stops accepting in time)."""
+    proc, port = core.start(["-w", "2", "--threads", threads, "--max-requests", "40"],
+                            app="coreapp:app")
+    wait_for_workers(proc.pid, 2)
+    statuses, errors, pids = [], [], []
+    rounds, clients = 150, 6
+    threads = [threading.Thread(target=keep_alive_client,
+                                args=(port, rounds, statuses, errors, pids))
+               for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    wait_for(lambda: len(statuses) >= rounds * clients // 3 or errors)
+    send_and_wait(proc, signal.SIGHUP, core.log)
+    for thread in threads:
+        thread.join(30)
+    assert not errors, errors
+    assert statuses == [200] * (rounds * clients)
+    served = collections.Counter(pids)
+    assert len(served) >= 5                 # recycled by max-requests and by the HUP
+    assert max(served.values()) <= 40, served
+    log = read_text(core.log)
+    assert "recycled: max requests" in log and "Exception" not in log
+
+
+WORKER_HOOKS_CONF = r'''
+import os
+
+def record(worker, where):
+    worker.tmp.notify()
+    worker.log.info("hook %s ran", where)
+    with open(os.path.join(os.path.dirname(__file__), "worker.txt"), "a") as f:
+        f.write("%s pid=%s own=%s age=%s threads=%s timeout=%s\n" % (
+            where, worker.pid, worker.pid == os.getpid(), worker.age,
+            worker.cfg.threads, worker.timeout))
+
+def post_worker_init(worker): record(worker, "post_worker_init")
+def pre_request(worker, req): record(worker, "pre_request")
+def post_request(worker, req, environ, resp): record(worker, "post_request")
+def worker_exit(server, worker): record(worker, "worker_exit")
+'''
+
+
+@pytest.mark.parametrize("threads", ["1", "4"])
+def test_hooks_get_a_worker_like_gunicorns(core, tmp_path, threads):
+    (tmp_path / "worker.conf.py").write_text(WORKER_HOOKS_CONF)
+    proc, port = core.start(["-w", "1", "--threads", threads, "--timeout", "7",
+                             "-c", str(tmp_path / "worker.conf.py")], app="coreapp:app")
+    worker = served_by(port)[0]
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=10) == 0
+    lines = read_text(tmp_path / "worker.txt").splitlines()
+    assert [line.split()[0] for line in lines] == [
+        "post_worker_init", "pre_request", "post_request", "worker_exit"]
+    for line in lines:
+        assert line.split(None, 1)[1] == "pid=%d own=True age=1 threads=%s timeout=7" % (
+            worker, threads)
+    assert read_text(core.log).count("hook ") == 4
+
+
+BEAT_CONF = r'''
+import os
+import threading
+import time
+
+def post_worker_init(worker):
+    """Record the gaps between the worker's heartbeats (worker.tmp, as in
+    gunicorn's hooks) to beats-PID, one line per gap."""
+    path = os.path.join(os.path.dirname(__file__), "beats-%d" % os.getpid())
+
+    def sample():
+        last = worker.tmp.last_update()
+        while True:
+            time.sleep(0.005)
+            beat = worker.tmp.last_update()
+            if beat != last:
+                with open(path, "a") as f:
+                    f.write("%.3f\n" % (beat - last))
+                last = beat
+    threading.Thread(target=sample, daemon=True).start()
+'''
+
+
+@pytest.mark.parametrize("threads", ["1", "2"])
+def test_an_idle_worker_beats_more_often_than_timeout(core, tmp_path, threads):
+    """The master takes a heartbeat older than --timeout for a stuck worker:
+    with --timeout 1, beats once a second (the loop's tick) killed idle,
+    healthy workers now and then ("WORKER TIMEOUT ... outside a request")."""
+    (tmp_path / "beat.conf.py").write_text(BEAT_CONF)
+    proc, port = core.start(["-w", "1", "--threads", threads, "--timeout", "1",
+                             "-c", str(tmp_path / "beat.conf.py")], app="coreapp:app")
+    worker = served_by(port)[0]
+    beats = tmp_path / ("beats-%d" % worker)
+    gaps = wait_for(lambda: [float(gap) for gap in read_text(beats).split()][1:4]
+                    if len(read_text(beats).split()) >= 4 else None)
+    assert max(gaps) < 1.0, gaps
+    assert served_by(port)[0] == worker and "WORKER TIMEOUT" not in read_text(core.log)
 
 
 # ---------------------------------------------------------------------------
@@ -3976,7 +4590,8 @@ def test_debug_log_lines_and_wsgi_errors_as_written(servers, tmp_path):
     assert re.search(r"\[DEBUG\] Current configuration:\n(  \w+: .*\n)+", log), log
     assert "\n  workers: 1\n" in log and "\n  loglevel: debug\n" in log
     assert "[DEBUG] Arbiter booted" in log
-    assert "[DEBUG] 1 workers" in log
+    # (The master logs the count after the fork: the worker may answer first.)
+    log = wait_for_log(errorlog, "[DEBUG] 1 workers")
     # wsgi.errors: the app's line as it is, no timestamp or level around it.
     assert "\napp line, as the app wrote it\n" in log, log
     proc.send_signal(signal.SIGTTIN)
