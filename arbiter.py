@@ -139,6 +139,7 @@ if __name__ == "__main__" and sys._getframe().f_back is None:
         rerun_from_bytecode(sys._getframe().f_code)
 
 # The server's own imports: below the rerun, which needs only os and sys.
+import _thread
 import collections
 import errno
 import importlib
@@ -2448,6 +2449,7 @@ class Worker:
         self.app_since = 0.0            # sync: when the app got its request (0: it has none)
         self.app_lock = None            # sync: the loop gives it up only for the app
         self.app_queue = None           # threaded: what the app threads take work from
+        self.thread_names = {}          # threaded: ident -> name, for timeout reports
         self.idle_threads = 0
         self.wake_pipe = None
         self.reopen_logs = False
@@ -2647,8 +2649,8 @@ class Worker:
     def on_wake(self):
         """A signal, or app threads handing connections back."""
         try:
-            while os.read(self.wake_pipe[0], 4096):
-                pass
+            while len(os.read(self.wake_pipe[0], 4096)) == 4096:
+                pass        # (one read is enough unless the pipe was full)
         except BlockingIOError:
             pass
         if self.reopen_logs:
@@ -2884,8 +2886,10 @@ class Worker:
         import threading
         self.app_queue = queue.SimpleQueue()
         for number in range(self.threads):
-            threading.Thread(target=self.app_thread, name="app-%d" % number,
-                             daemon=True).start()
+            thread = threading.Thread(target=self.app_thread, name="app-%d" % number,
+                                      daemon=True)
+            thread.start()
+            self.thread_names[thread.ident] = thread.name
         self.idle_threads = self.threads
 
     def app_thread(self):
@@ -3153,7 +3157,8 @@ class Worker:
             request = response.request
             self.log.critical("WORKER TIMEOUT (pid:%s) while serving %s %s (thread %s, "
                               "%.1fs in the app); stack:\n%s", self.pid, request.method,
-                              request.uri, response.thread_name, now - response.in_app_since,
+                              request.uri, self.thread_names.get(response.thread),
+                              now - response.in_app_since,
                               where)
             self.call_hook("worker_abort", self)
             if not self.retiring:
@@ -3626,7 +3631,7 @@ def open_temporary_file(directory):
                 raise
     for attempt in range(100):
         path = os.path.join(directory, ".arbiter-%d-%d-%d" % (
-            os.getpid(), threading_ident(), attempt))
+            os.getpid(), _thread.get_ident(), attempt))
         try:
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
         except FileExistsError:
@@ -3635,10 +3640,6 @@ def open_temporary_file(directory):
         return fd
     raise OSError(errno.EEXIST, "can not create a temporary file in %s" % directory)
 
-
-def threading_ident():
-    thread = sys.modules.get("threading")
-    return thread.get_ident() if thread else 0
 
 
 class BodyMemory:
@@ -4641,11 +4642,7 @@ class Response:
         self.must_close = not request.keep_alive
         self.in_app_since = time.monotonic()    # moved on by waits for the client
         self.duration = 0.0
-        self.thread = self.thread_name = None
-        if worker.threads > 1:
-            import threading
-            self.thread = threading.get_ident()
-            self.thread_name = threading.current_thread().name
+        self.thread = _thread.get_ident() if worker.threads > 1 else None
 
     def start_response(self, status, headers, exc_info=None):
         if exc_info:
