@@ -2442,7 +2442,7 @@ class Worker:
         self.accepting = False
         self.in_app = {}                # connection -> its Response, while in an app slot
         self.timed_out = set()          # connections whose app thread is past --timeout
-        self.waiting = collections.deque()      # (conn, request) until a thread is free
+        self.waiting = collections.deque()      # (since, conn, request) until a thread is free
         self.handed_back = collections.deque()  # connections the app threads are done with
         self.pipelined = collections.deque()    # connections with requests still waiting
         self.deferred = collections.deque()     # threaded: (move after, conn) left unread
@@ -2659,8 +2659,10 @@ class Worker:
         while self.handed_back:
             conn = self.handed_back.popleft()
             self.idle_threads += 1
-            if self.waiting:
-                self.dispatch(*self.waiting.popleft())
+            # First come, first served: a request already read, or a
+            # connection left unread, whichever has waited longer.
+            if self.waiting and (not self.deferred or self.waiting[0][0] <= self.deferred[0][0]):
+                self.dispatch(*self.waiting.popleft()[1:])
             elif self.deferred:
                 self.take_deferred()
             self.scoreboard.set_busy(self.slot, self.threads - self.idle_threads)
@@ -2875,7 +2877,7 @@ class Worker:
         conn.stage = APP
         conn.deadline = NEVER
         if not self.idle_threads:
-            self.waiting.append((conn, request))
+            self.waiting.append((time.monotonic(), conn, request))
             return
         self.idle_threads -= 1
         self.scoreboard.set_busy(self.slot, self.threads - self.idle_threads)
@@ -3028,27 +3030,28 @@ class Worker:
         is free here, or for HANDOFF_DELAY, then handed to a free worker."""
         self.watch(conn, 0)
         conn.deadline = NEVER       # it is waiting for us, not we for it
-        self.deferred.append((time.monotonic() + HANDOFF_DELAY, conn))
+        self.deferred.append((time.monotonic(), conn))
 
     def take_deferred(self):
-        """A thread is free: the connection that has waited longest."""
-        while self.deferred:
+        """A thread is free: the connections that have waited longest, until
+        one brings a request for it."""
+        while self.deferred and self.idle_threads:
             _, conn = self.deferred.popleft()
             if not conn.closed:
                 self.watch(conn, READ)
                 self.serve_connection(conn)
-                return
 
     def hand_off_deferred(self):
         """Deferred connections that waited HANDOFF_DELAY go to a worker with
         a free slot, if there is one (else they wait for our threads)."""
         now = time.monotonic()
-        if self.deferred[0][0] > now or not self.free_slot_elsewhere():
+        moving = now - HANDOFF_DELAY
+        if self.deferred[0][0] > moving or not self.free_slot_elsewhere():
             return
-        while self.deferred and self.deferred[0][0] <= now:
-            _, conn = self.deferred.popleft()
+        while self.deferred and self.deferred[0][0] <= moving:
+            since, conn = self.deferred.popleft()
             if not conn.closed and not self.hand_off(conn):
-                self.deferred.appendleft((now + HANDOFF_DELAY, conn))
+                self.deferred.appendleft((since, conn))
                 return
 
     def start_handoff_watch(self):
