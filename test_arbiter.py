@@ -2525,16 +2525,7 @@ def raw_exchange(port, data, timeout=10.0):
     """Send raw bytes, read until the server closes; the bytes it sent."""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
         sock.sendall(data)
-        chunks = []
-        while True:
-            try:
-                chunk = sock.recv(65536)
-            except ConnectionResetError:
-                break
-            if not chunk:
-                break
-            chunks.append(chunk)
-    return b"".join(chunks)
+        return receive_to_end(sock, timeout)
 
 
 def status_code(response):
