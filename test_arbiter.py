@@ -3752,12 +3752,20 @@ def assert_counted(families, load):
 
 
 def wait_for_counts(status_port, load, timeout=10.0):
-    """Scrape until the requests are all counted (the worker settles a
-    request just after its response left); then check every counter."""
-    families = wait_for(lambda: (lambda f: f if metric_total(f, "arbiter_requests_total")
-                                 >= load.requests else None)(scrape(status_port)), timeout)
-    assert_counted(families, load)
-    return families
+    """Scrape until every counter says what ``load`` sent (a worker settles a
+    request just after its response left, and publishes its byte and time
+    sums once a second); the last scrape's families."""
+    wrong = []
+
+    def counted():
+        families = scrape(status_port)
+        try:
+            assert_counted(families, load)
+        except AssertionError as exc:
+            wrong[:] = [str(exc)]
+            return None
+        return families
+    return wait_for(counted, timeout, message=lambda: "the last scrape: %s" % wrong)
 
 
 def assert_not_backwards(before, after):
@@ -3830,11 +3838,11 @@ def test_prometheus_metrics_count_every_request_across_recycling_and_hup(servers
     assert load.rejected(b"GET /" + b"x" * 9000 + b" HTTP/1.1\r\n\r\n") == 414
     assert load.rejected(b"GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n") == 400
     families = wait_for(lambda: (lambda f: f if metric_total(
-        f, "arbiter_rejected_requests_total") == 4 else None)(scrape(status_port)))
+        f, "arbiter_rejected_requests_total") == 4 and metric(
+        f, "arbiter_sent_bytes_total") == load.received else None)(scrape(status_port)))
     for status in ("400", "501", "505", "414"):
         assert metric(families, "arbiter_rejected_requests_total", status=status) == 1
     assert metric_total(families, "arbiter_requests_total") == load.requests
-    assert metric(families, "arbiter_sent_bytes_total") == load.received
 
     # Per worker, from /proc: the live workers, by pid.
     pids = {int(dict(labels)["pid"]) for (name, labels) in
