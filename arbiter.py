@@ -22,7 +22,9 @@ Process model and one request's path, with the real names::
                     reap_workers() ; murder_workers() ; hurry_stuck_workers()
                     manage_workers()
                     sleep() on the self-pipe, the status socket and the workers'
-                    channels -> pass_connections_on() (fair dispatch)
+                    channels -> pass_connections_on() (fair dispatch);
+                    the status socket -> answer_status(): status() as JSON,
+                    or metrics() (GET /metrics, Prometheus' text format)
     worker:  spawn_worker(): WorkerRecord (the master's) -> fork
              -> Worker(record).run()   (never returns: os._exit)
              run(): init_signals(), load_app(), serve()
@@ -2143,7 +2145,9 @@ class Scoreboard:
     one writer, the worker's loop (or the master, around the worker's life),
     so a worker updates its slot without a lock or a system call; the
     master reads them all, and workers read each other's to share the load
-    (see Worker.fair_to_accept and Worker.free_slot_elsewhere)."""
+    (see Worker.fair_to_accept and Worker.free_slot_elsewhere). A second
+    mmap holds each worker's metric counters (see COUNTER_CELLS), with the
+    same rule: the worker's loop writes, the master reads."""
 
     HEADER = struct.Struct("=I60x")     # how many slots have ever been in use
     # The booted byte: SERVING once the worker booted, DRAINING once it stops
