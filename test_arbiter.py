@@ -3585,9 +3585,9 @@ def parse_prometheus(text):
      "h_sum 1\nh_count 1\n", "not cumulative"),
     ("# HELP h h\n# TYPE h histogram\nh_bucket{le=\"1.0\"} 1\nh_sum 1\nh_count 1\n", "h"),
 ])
-def test_the_strict_prometheus_parser_refuses(text, fragment):
+def test_the_strict_prometheus_parser_refuses_what_is_not_the_format(text, fragment):
     if not fragment:
-        parse_prometheus(text)      # HELP after TYPE is allowed: the check is not vacuous
+        parse_prometheus(text)      # HELP after TYPE is the format too
         return
     with pytest.raises(AssertionError, match=re.escape(fragment)):
         parse_prometheus(text)
@@ -3595,6 +3595,7 @@ def test_the_strict_prometheus_parser_refuses(text, fragment):
 
 METRICS_APP = r'''
 import os
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 STATUSES = {"/missing": "404 Not Found", "/moved": "302 Found",
@@ -3607,8 +3608,10 @@ def app(environ, start_response):
         raise RuntimeError("on purpose")
     if path == "/hold":
         open(os.path.join(HERE, "holding"), "w").close()
-        while not os.path.exists(os.path.join(HERE, "release")):
-            os.stat(HERE)       # (the test releases it at once: a short spin)
+        deadline = time.monotonic() + 30
+        while not os.path.exists(os.path.join(HERE, "release")) and \
+                time.monotonic() < deadline:
+            time.sleep(0.005)
     body = environ["wsgi.input"].read() or b"answered"
     start_response(STATUSES.get(path, "200 OK"), [("Content-Type", "text/plain"),
                                                  ("Content-Length", str(len(body)))])
