@@ -22,7 +22,9 @@ Process model and one request's path, with the real names::
                     reap_workers() ; murder_workers() ; hurry_stuck_workers()
                     manage_workers()
                     sleep() on the self-pipe, the status socket and the workers'
-                    channels -> pass_connections_on() (fair dispatch)
+                    channels -> pass_connections_on() (fair dispatch);
+                    the status socket -> answer_status(): status() as JSON,
+                    or metrics() (GET /metrics, Prometheus' text format)
     worker:  spawn_worker(): WorkerRecord (the master's) -> fork
              -> Worker(record).run()   (never returns: os._exit)
              run(): init_signals(), load_app(), serve()
@@ -140,6 +142,7 @@ if __name__ == "__main__" and sys._getframe().f_back is None:
 
 # The server's own imports: below the rerun, which needs only os and sys.
 import _thread
+import bisect
 import collections
 import errno
 import importlib
@@ -196,6 +199,12 @@ RECYCLE_MEMORY = 2
 RECYCLE_TIMEOUT = 3         # threaded: an app thread overran --timeout
 RECYCLE_REASONS = {RECYCLE_MAX_REQUESTS: "max requests", RECYCLE_MEMORY: "memory",
                    RECYCLE_TIMEOUT: "timeout"}
+# Why a worker exited, as arbiter_worker_restarts_total labels it: the three
+# recycle reasons, or the master's doing (HUP's new generation, or --reload;
+# TTOU, WINCH, a stop), or the worker's own failure.
+RESTART_CAUSES = ("max_requests", "memory", "timeout", "crash", "reload", "stopped")
+RECYCLE_CAUSES = {RECYCLE_MAX_REQUESTS: "max_requests", RECYCLE_MEMORY: "memory",
+                  RECYCLE_TIMEOUT: "timeout"}
 # The generation of a worker that asked to be replaced: older than any.
 OUTDATED = -1
 # A worker's state in its scoreboard slot's booted byte (0: booting).
@@ -1221,10 +1230,18 @@ class Arbiter:
         self.scoreboard = None
         self.status_listener = None
         self.started_at = time.monotonic()
+        self.start_time = time.time()   # the same moment, for arbiter_start_time_seconds
         self.watchdog_interval = systemd_watchdog_interval()
         self.next_watchdog = 0.0
         self.next_metrics = 0.0
         self.served_by_gone = 0         # requests served by workers that exited
+        # What workers that exited counted (their counter cells, summed), their
+        # CPU seconds, and how many exited for each of RESTART_CAUSES: the
+        # metrics' counters never go back when a worker goes.
+        self.counted_by_gone = [0] * COUNTER_CELLS
+        self.counted_by_gone[DURATION_SUM_CELL] = 0.0
+        self.cpu_of_gone = 0.0
+        self.restarts = dict.fromkeys(RESTART_CAUSES, 0)
         self.last_hurry = 0.0           # see hurry_stuck_workers
         self.start_cwd = os.getcwd()
         self.start_argv = reexec_argv()
@@ -1405,23 +1422,41 @@ class Arbiter:
             self.log.exception("Exception in the %s hook", name)
 
     def answer_status(self):
-        """In the master: one request to --status-bind, answered with JSON;
-        200 while serving, 503 while starting or draining. The client has
-        half a second to send its request head."""
+        """In the master: one request to --status-bind. GET /metrics is
+        answered in Prometheus' text format (always 200); anything else with
+        JSON, 200 while serving, 503 while starting or draining. The client
+        has half a second to send its request line."""
         try:
             client, _ = self.status_listener.accept()
         except OSError:
             return
         with client:
-            client.settimeout(0.5)
+            deadline = time.monotonic() + 0.5
             try:
-                client.recv(8192)
-                status, body = self.status()
-                import json
-                text = json.dumps(body, sort_keys=True).encode() + b"\n"
-                client.sendall(b"HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
+                head = b""
+                while b"\n" not in head and len(head) < 8192:
+                    client.settimeout(max(0.001, deadline - time.monotonic()))
+                    try:
+                        data = client.recv(8192)
+                    except socket.timeout:
+                        break           # answer what has arrived (JSON, likely)
+                    if not data:
+                        break
+                    head += data
+                target = (head.split(b"\r\n", 1)[0].split(b" ") + [b""])[1]
+                if target.split(b"?", 1)[0] == b"/metrics":
+                    status, text = 200, self.metrics().encode()
+                    content_type = PROMETHEUS_CONTENT_TYPE
+                else:
+                    status, body = self.status()
+                    import json
+                    text = json.dumps(body, sort_keys=True).encode() + b"\n"
+                    content_type = b"application/json"
+                client.settimeout(0.5)
+                client.sendall(b"HTTP/1.1 %d %s\r\nContent-Type: %s\r\n"
                                b"Content-Length: %d\r\nConnection: close\r\n\r\n%s"
-                               % (status, REASONS[status].encode(), len(text), text))
+                               % (status, REASONS[status].encode(), content_type, len(text),
+                                  text))
             except OSError:
                 pass
 
@@ -1440,6 +1475,104 @@ class Arbiter:
             "threads": self.cfg.threads, "threads_busy": sum(slot[0] for slot in slots),
             "requests": served, "uptime": round(time.monotonic() - self.started_at, 3),
             "version": __version__}
+
+    def metrics(self):
+        """The server's metrics in Prometheus' text format 0.0.4: the gauges
+        from the scoreboard's slots; the counters summed over the live
+        workers' counter cells and what exited workers counted; the workers'
+        memory and CPU from /proc, now."""
+        workers = sorted(self.workers.values(), key=lambda w: w.age)
+        slots = [self.scoreboard.read(w.slot) for w in workers]
+        counted = self.counted_by_gone
+        for worker in workers:
+            counted = [a + b for a, b in zip(counted, self.scoreboard.read_counters(worker.slot))]
+        by_class = [0] * 10
+        by_method = [0] * (len(REQUEST_METHODS) + 1)
+        by_bucket = [0] * METHOD_STRIDE
+        reuses = 0
+        for cell in range(2 * REUSED):
+            count = counted[cell]
+            if count:
+                reused, rest = divmod(cell, REUSED)
+                status_class, rest = divmod(rest, CLASS_STRIDE)
+                method, bucket = divmod(rest, METHOD_STRIDE)
+                by_class[status_class] += count
+                by_method[method] += count
+                by_bucket[bucket] += count
+                reuses += count * reused
+        cumulative, buckets = 0, []
+        for bound, count in zip(DURATION_BUCKETS + (float("inf"),), by_bucket):
+            cumulative += count
+            buckets.append(("_bucket", (("le", bound),), cumulative))
+        usage = {w.pid: read_process_usage(w.pid) for w in workers}
+        usage = {pid: found for pid, found in usage.items() if found is not None}
+        booted = sum(1 for w in workers if w.booted and w.retired_at is None)
+        now = time.monotonic()
+        families = [
+            ("arbiter_build_info", "gauge", "The version of arbiter.py and of Python.",
+             [("", (("version", __version__), ("python", "%d.%d.%d" % sys.version_info[:3]),
+                    ("implementation", sys.implementation.name)), 1)]),
+            ("arbiter_start_time_seconds", "gauge", "When the master started, in Unix time.",
+             [("", (), self.start_time)]),
+            ("arbiter_uptime_seconds", "gauge", "Seconds since the master started.",
+             [("", (), round(now - self.started_at, 3))]),
+            ("arbiter_workers", "gauge", "Worker processes running (booting and stopping too).",
+             [("", (), len(workers))]),
+            ("arbiter_workers_wanted", "gauge", "Workers the master keeps (-w, TTIN, TTOU).",
+             [("", (), self.num_workers)]),
+            ("arbiter_workers_booted", "gauge", "Workers booted and serving.",
+             [("", (), booted)]),
+            ("arbiter_workers_busy", "gauge", "Workers with a request in an app slot.",
+             [("", (), sum(1 for slot in slots if slot[0]))]),
+            ("arbiter_threads", "gauge", "App slots (--threads) of the running workers.",
+             [("", (), self.cfg.threads * len(workers))]),
+            ("arbiter_threads_busy", "gauge", "App slots with a request.",
+             [("", (), sum(slot[0] for slot in slots))]),
+            ("arbiter_connections", "gauge", "Client connections the workers hold.",
+             [("", (), sum(slot[3] for slot in slots))]),
+            ("arbiter_connections_total", "counter", "Client connections accepted.",
+             [("", (), counted[CONNECTIONS_CELL])]),
+            ("arbiter_keepalive_reuses_total", "counter",
+             "Requests on a connection that had served one before.", [("", (), reuses)]),
+            ("arbiter_requests_total", "counter",
+             "Requests answered by the app, by status class.",
+             [("", (("status_class", "%dxx" % c),), by_class[c]) for c in range(10)
+              if 1 <= c <= 5 or by_class[c]]),
+            ("arbiter_requests_by_method_total", "counter",
+             "Requests answered by the app, by method.",
+             [("", (("method", method),), count)
+              for method, count in zip(REQUEST_METHODS + ("other",), by_method)]),
+            ("arbiter_request_duration_seconds", "histogram",
+             "Time in the app, from the call to the end of its response (the access "
+             "log's request time).",
+             buckets + [("_sum", (), counted[DURATION_SUM_CELL]), ("_count", (), cumulative)]),
+            ("arbiter_received_bytes_total", "counter",
+             "Bytes of request heads and bodies (decoded) received.",
+             [("", (), counted[RECEIVED_CELL])]),
+            ("arbiter_sent_bytes_total", "counter",
+             "Bytes of response heads and bodies sent (and error pages).",
+             [("", (), counted[SENT_CELL])]),
+            ("arbiter_rejected_requests_total", "counter",
+             "Requests refused before the app, by status.",
+             [("", (("status", str(status)),), counted[REJECTED_CELL[status]])
+              for status in REJECTED_STATUSES] +
+             ([("", (("status", "other"),), counted[REJECTED_OTHER_CELL])]
+              if counted[REJECTED_OTHER_CELL] else [])),
+            ("arbiter_worker_restarts_total", "counter", "Workers that exited, by cause.",
+             [("", (("cause", cause),), count) for cause, count in self.restarts.items()]),
+            ("arbiter_workers_resident_memory_bytes", "gauge",
+             "Resident memory of the running workers, summed.",
+             [("", (), sum(rss for rss, _ in usage.values()))]),
+            ("arbiter_worker_resident_memory_bytes", "gauge",
+             "Resident memory of each running worker.",
+             [("", (("pid", str(pid)),), rss) for pid, (rss, _) in usage.items()]),
+            ("arbiter_workers_cpu_seconds_total", "counter",
+             "CPU seconds of all workers, those that exited included.",
+             [("", (), round(self.cpu_of_gone + sum(cpu for _, cpu in usage.values()), 6))]),
+            ("arbiter_worker_cpu_seconds_total", "counter", "CPU seconds of each running worker.",
+             [("", (("pid", str(pid)),), cpu) for pid, (_, cpu) in usage.items()]),
+        ]
+        return "".join(prometheus_lines(*family) for family in families)
 
     # -- signal handlers, in the docstring's order -------------------------
 
@@ -1803,7 +1936,7 @@ class Arbiter:
         server (or, during a reload, only the reload)."""
         while True:
             try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
+                pid, status, usage = os.wait4(-1, os.WNOHANG)
             except ChildProcessError:
                 return
             if not pid:
@@ -1818,6 +1951,10 @@ class Arbiter:
             slot = self.scoreboard.read(worker.slot)
             booted = worker.booted or slot[2]
             self.served_by_gone += slot[4]
+            self.counted_by_gone = [a + b for a, b in zip(
+                self.counted_by_gone, self.scoreboard.read_counters(worker.slot))]
+            self.cpu_of_gone += usage.ru_utime + usage.ru_stime
+            self.restarts[self.restart_cause(worker, status)] += 1
             self.log_worker_exit(worker, status)
             self.scoreboard.release(worker.slot)
             worker.channel[0].close()   # with any connection still on its way to it
@@ -1837,6 +1974,22 @@ class Arbiter:
                         self.retire_worker(other)
                 continue
             raise HaltServer(reason, code)
+
+    def restart_cause(self, worker, status):
+        """Why a worker exited, as one of RESTART_CAUSES: it asked to be
+        recycled; its loop or app overran --timeout; the master stopped it,
+        for a new generation (HUP) or not (TTOU, WINCH, a stop); it exited
+        cleanly on its own (--reload saw a change); or it failed."""
+        recycled = self.scoreboard.read(worker.slot)[1]
+        if recycled:
+            return RECYCLE_CAUSES[recycled]
+        if worker.retired_at is not None:
+            return "reload" if worker.generation != self.generation else "stopped"
+        if worker.aborted_at is not None:
+            return "timeout"
+        if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
+            return "reload"
+        return "crash"
 
     def log_worker_exit(self, worker, status):
         """Say why a worker died: exit code, signal, timeout or recycling,
@@ -1956,6 +2109,38 @@ def reexec_argv():
     return [sys.executable] + [os.path.abspath(sys.argv[0])] + sys.argv[1:]
 
 
+# The metric counters of one worker: a block of 8-byte cells in the
+# scoreboard's second mmap, written only by the worker's loop thread (it
+# settles every request: finish_request, reject, expire). A request the app
+# answered adds one to a single cell whose index says all the metrics need
+# to know of it, so one increment counts it and a scrape never sees half a
+# request:
+#     reused * REUSED + status class * CLASS_STRIDE + method * METHOD_STRIDE
+#     + duration bucket
+# (reused: not the connection's first request). The master sums the cells
+# into each metric when it is scraped (Arbiter.metrics).
+REQUEST_METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")  # then other
+# Upper bounds (seconds) of arbiter_request_duration_seconds' buckets; a
+# last bucket holds what took longer.
+DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+FASTEST_BUCKET = DURATION_BUCKETS[0]        # most requests: no bisect needed
+METHOD_STRIDE = len(DURATION_BUCKETS) + 1
+CLASS_STRIDE = METHOD_STRIDE * (len(REQUEST_METHODS) + 1)
+REUSED = CLASS_STRIDE * 10      # a class per first digit of the status, 0-9
+METHOD_CELL = {method: i * METHOD_STRIDE for i, method in enumerate(REQUEST_METHODS)}
+OTHER_METHOD_CELL = len(REQUEST_METHODS) * METHOD_STRIDE
+# Running sums, published once a second (Worker.publish_sums):
+DURATION_SUM_CELL = 2 * REUSED  # seconds in the app, a double (Scoreboard.seconds)
+RECEIVED_CELL = DURATION_SUM_CELL + 1       # bytes of request heads and bodies
+SENT_CELL = DURATION_SUM_CELL + 2           # bytes of response heads and bodies
+CONNECTIONS_CELL = DURATION_SUM_CELL + 3    # connections accepted
+# Requests refused before the app (Worker.reject, Worker.expire), by status.
+REJECTED_STATUSES = (400, 403, 408, 413, 414, 431, 501, 505)
+REJECTED_CELL = {status: CONNECTIONS_CELL + 1 + i for i, status in enumerate(REJECTED_STATUSES)}
+REJECTED_OTHER_CELL = CONNECTIONS_CELL + 1 + len(REJECTED_STATUSES)
+COUNTER_CELLS = REJECTED_OTHER_CELL + 1
+
+
 class Scoreboard:
     """Shared memory (an anonymous mmap, inherited across fork) with one slot
     per worker: how many app slots are busy, why it wants replacing, whether
@@ -1964,7 +2149,9 @@ class Scoreboard:
     one writer, the worker's loop (or the master, around the worker's life),
     so a worker updates its slot without a lock or a system call; the
     master reads them all, and workers read each other's to share the load
-    (see Worker.fair_to_accept and Worker.free_slot_elsewhere)."""
+    (see Worker.fair_to_accept and Worker.free_slot_elsewhere). A second
+    mmap holds each worker's metric counters (see COUNTER_CELLS), with the
+    same rule: the worker's loop writes, the master reads."""
 
     HEADER = struct.Struct("=I60x")     # how many slots have ever been in use
     # The booted byte: SERVING once the worker booted, DRAINING once it stops
@@ -1984,6 +2171,12 @@ class Scoreboard:
     def __init__(self):
         self.memory = mmap.mmap(-1, self.HEADER.size + self.SLOT.size * self.SLOTS)
         self.free = list(range(self.SLOTS - 1, -1, -1))
+        # The metric counters, COUNTER_CELLS per slot: a second mmap, so the
+        # slots above keep their layout. Seen as unsigned 64-bit cells, and
+        # as doubles for DURATION_SUM_CELL; only touched pages cost memory.
+        self.counter_memory = mmap.mmap(-1, COUNTER_CELLS * 8 * self.SLOTS)
+        self.cells = memoryview(self.counter_memory).cast("Q")
+        self.seconds = memoryview(self.counter_memory).cast("d")
 
     def offset(self, slot):
         return self.HEADER.size + slot * self.SLOT.size
@@ -2001,8 +2194,11 @@ class Scoreboard:
         return slot
 
     def release(self, slot):
-        """In the master, once the worker is reaped: the slot says nothing."""
+        """In the master, once the worker is reaped (and its counters are
+        folded into the master's): the slot says nothing."""
         self.SLOT.pack_into(self.memory, self.offset(slot), 0, 0, 0, 0, 0, 0.0, 0.0)
+        start = slot * COUNTER_CELLS * 8
+        self.counter_memory[start:start + COUNTER_CELLS * 8] = bytes(COUNTER_CELLS * 8)
         self.free.append(slot)
 
     def slots_in_use(self):
@@ -2013,7 +2209,21 @@ class Scoreboard:
         app since)."""
         return self.SLOT.unpack_from(self.memory, self.offset(slot))
 
+    def read_counters(self, slot):
+        """A copy of a worker's metric counters (COUNTER_CELLS numbers)."""
+        start = slot * COUNTER_CELLS
+        values = self.cells[start:start + COUNTER_CELLS].tolist()
+        values[DURATION_SUM_CELL] = self.seconds[start + DURATION_SUM_CELL]
+        return values
+
     # The worker's writes, each to its own slot.
+
+    def counters(self, slot):
+        """The worker's own metric cells: (cells, seconds), its block seen as
+        integers and as doubles; it adds to them in place, without a call."""
+        start = slot * COUNTER_CELLS
+        return (self.cells[start:start + COUNTER_CELLS],
+                self.seconds[start:start + COUNTER_CELLS])
 
     def beat(self, slot, now):
         self.TIME.pack_into(self.memory, self.offset(slot) + self.BEAT_AT, now)
@@ -2082,6 +2292,57 @@ class Heartbeat:
 
     def close(self):
         pass
+
+
+# Prometheus' text exposition format, version 0.0.4 (what every Prometheus
+# server and client library reads): per metric a HELP and a TYPE line, then
+# one line per sample, ``name{label="value",...} number``.
+PROMETHEUS_CONTENT_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
+
+
+def prometheus_lines(name, kind, help_text, samples):
+    """The text of one metric: ``samples`` are (name suffix, ((label,
+    value), ...), number); a histogram's suffixes are _bucket, _sum, _count."""
+    lines = ["# HELP %s %s\n" % (name, help_text.replace("\\", "\\\\").replace("\n", "\\n")),
+             "# TYPE %s %s\n" % (name, kind)]
+    for suffix, labels, value in samples:
+        if labels:
+            suffix += "{%s}" % ",".join('%s="%s"' % (label, prometheus_label_value(text))
+                                        for label, text in labels)
+        lines.append("%s%s %s\n" % (name, suffix, prometheus_number(value)))
+    return "".join(lines)
+
+
+def prometheus_label_value(value):
+    if isinstance(value, float):
+        return prometheus_number(value)
+    return str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def prometheus_number(value):
+    if isinstance(value, float):
+        if value == float("inf"):
+            return "+Inf"
+        return repr(value)
+    return str(value)
+
+
+def read_process_usage(pid):
+    """(resident bytes, CPU seconds) of a live process, from /proc/PID/stat;
+    None where there is no /proc (or the process is gone)."""
+    try:
+        with open("/proc/%d/stat" % pid, "rb") as f:
+            fields = f.read().rpartition(b")")[2].split()
+    except OSError:
+        return None
+    # proc(5): after the name, field 3 (state) is fields[0]: utime is field
+    # 14, stime 15 (clock ticks), rss 24 (pages).
+    try:
+        ticks = int(fields[11]) + int(fields[12])
+        pages = int(fields[21])
+    except (IndexError, ValueError):
+        return None
+    return pages * mmap.PAGESIZE, ticks / os.sysconf("SC_CLK_TCK")
 
 
 # ---------------------------------------------------------------------------
@@ -2427,6 +2688,15 @@ class Worker:
         self.threads = cfg.threads      # app slots; 1: the loop runs the app
         self.scoreboard = scoreboard
         self.slot = record.slot
+        # Our metric counters in shared memory (see COUNTER_CELLS): the loop
+        # thread is their one writer. A request's cell is counted at once;
+        # the running sums below, which every request adds to, reach their
+        # cells once a second and as we exit (publish_sums): a plain
+        # attribute costs the hot path a third of a shared cell.
+        self.cells, self.seconds = scoreboard.counters(record.slot)
+        self.seconds_in_app = 0.0
+        self.bytes_received = 0
+        self.bytes_sent = 0
         self.ssl_context = ssl_context
         self.booted = False
         self.alive = True
@@ -2482,7 +2752,10 @@ class Worker:
         self.booted = True
         self.scoreboard.mark_booted(self.slot)
         self.wake_master()      # it may now retire the worker we replace
-        self.serve()
+        try:
+            self.serve()
+        finally:
+            self.publish_sums()     # (a quick exit or a timeout raises SystemExit)
 
     def init_signals(self):
         """Handlers only record, except QUIT/INT (quick exit) and ABRT (stack
@@ -2610,6 +2883,7 @@ class Worker:
         """Once a second: heartbeat, orphan check, deadlines, app timeouts."""
         self.last_tick = now
         self.scoreboard.beat(self.slot, now)
+        self.publish_sums()
         if os.getppid() != self.ppid:
             self.log.info("Parent changed, shutting down: %s", self)
             self.alive = False
@@ -2623,11 +2897,18 @@ class Worker:
                 self.log.info("Worker reloading: %s modified", changed)
                 self.alive = False
 
+    def publish_sums(self):
+        """The running sums of the metrics, to their cells for the master."""
+        self.seconds[DURATION_SUM_CELL] = self.seconds_in_app
+        self.cells[RECEIVED_CELL] = self.bytes_received
+        self.cells[SENT_CELL] = self.bytes_sent
+
     def expire(self, conn):
         """A connection's deadline passed: say so if it was sending us
         something (408), then close it."""
         if conn.stage is BODY or (conn.stage is HEAD and conn.buffer):
             conn.send_error_quietly(RequestTimeout.status)
+            self.count_rejection(RequestTimeout.status)
         elif conn.stage is SEND:
             self.log.info("Closing the connection of %s: it took its response too slowly",
                           conn.peer_text)
@@ -2762,6 +3043,7 @@ class Worker:
         conn = Connection(sock, peer, listener, self)
         self.connections.add(conn)
         self.scoreboard.set_connections(self.slot, len(self.connections))
+        self.cells[CONNECTIONS_CELL] += 1
         self.watch(conn, READ)
         if not self.can_accept():
             self.set_accepting(False)
@@ -2833,6 +3115,7 @@ class Worker:
             head = conn.read_head()
             if head is None:
                 return None
+            self.bytes_received += len(head) + 4     # with its blank line
             request = parse_head(head, self.cfg)
             request.peer_addr = conn.peer
             if not (request.chunked or request.content_length):
@@ -2840,6 +3123,7 @@ class Worker:
             self.start_body(conn, request)
         if not conn.read_body():
             return None
+        self.bytes_received += conn.body.received
         request.body = conn.body.wsgi_input()
         request.trailers = conn.body.trailers()
         conn.request = None         # (conn.body is closed after the request)
@@ -2947,6 +3231,18 @@ class Worker:
             self.scoreboard.app_finished(self.slot, self.nr, now)
         else:
             self.scoreboard.count(self.slot, self.nr)
+        # The metrics: the request's one cell (see COUNTER_CELLS), its time
+        # in the app, the bytes of its response (as the access log's %b, and
+        # the head). Inline: this is the hot path.
+        response = conn.response
+        duration = response.duration
+        self.cells[conn.reused + (response.status_code or 500) // 100 * CLASS_STRIDE +
+                   METHOD_CELL.get(response.request.method, OTHER_METHOD_CELL) +
+                   (0 if duration <= FASTEST_BUCKET else
+                    bisect.bisect_left(DURATION_BUCKETS, duration))] += 1
+        conn.reused = REUSED
+        self.seconds_in_app += duration
+        self.bytes_sent += response.head_length + response.sent
         if conn.body is not None:
             conn.body.close()
             conn.body = None
@@ -3100,8 +3396,11 @@ class Worker:
         its descriptor, its listener and what we know of the peer. What has
         arrived of its request is still in the socket. True once sent."""
         peer = conn.peer
-        message = "%d\t%d\t0\t%s" % (self.listeners.index(conn.listener), conn.proxy_pending,
-                                      "%s\t%d" % peer[:2] if isinstance(peer, tuple) else "")
+        # listener, PROXY header still to come, reused (for the metrics),
+        # bounced (see take_handed_connections), peer
+        message = "%d\t%d\t%d\t0\t%s" % (self.listeners.index(conn.listener), conn.proxy_pending,
+                                          conn.reused != 0,
+                                          "%s\t%d" % peer[:2] if isinstance(peer, tuple) else "")
         try:
             send_connection(self.channel, message.encode(), conn.fd)
         except OSError:
@@ -3122,14 +3421,14 @@ class Worker:
                 os.close(extra)
             if not fds:
                 continue
-            index, proxy_pending, bounced, host_port = message.decode().split("\t", 3)
+            index, proxy_pending, reused, bounced, host_port = message.decode().split("\t", 4)
             if bounced == "0" and self.max_requests and \
                     self.max_requests - self.nr <= len(self.connections):
                 # No request left for it under --max-requests: back to the
                 # master, once, for another worker.
                 try:
-                    send_connection(self.channel, ("%s\t%s\t1\t%s" % (
-                        index, proxy_pending, host_port)).encode(), fds[0])
+                    send_connection(self.channel, ("%s\t%s\t%s\t1\t%s" % (
+                        index, proxy_pending, reused, host_port)).encode(), fds[0])
                 except OSError:
                     pass
                 else:
@@ -3141,6 +3440,7 @@ class Worker:
             conn = Connection(sock, (host, int(port)) if port else "", self.listeners[int(index)],
                               self)
             conn.proxy_pending = proxy_pending == "1"
+            conn.reused = REUSED if reused == "1" else 0
             self.connections.add(conn)
             self.scoreboard.set_connections(self.slot, len(self.connections))
             self.watch(conn, READ)
@@ -3230,9 +3530,16 @@ class Worker:
         (its HTTPError says the status): the error page, then close."""
         self.log.warning("Invalid request from ip=%s: %s", conn.peer_ip(), exc.detail)
         conn.send_error_quietly(exc.status)
+        self.count_rejection(exc.status)
         if self.log.access_enabled or self.log.statsd:
             self.log.access(ErrorResponse(exc.status), None, {}, 0.0)
         self.close(conn)
+
+    def count_rejection(self, status):
+        """In the loop: a request refused with ``status`` before the app,
+        and its error page."""
+        self.cells[REJECTED_CELL.get(status, REJECTED_OTHER_CELL)] += 1
+        self.bytes_sent += len(error_page(status))
 
     def handle_error(self, conn, request, response, exc):
         """In an app slot: the one place an exception becomes an HTTP answer
@@ -3286,7 +3593,7 @@ class Connection:
     __slots__ = ("sock", "peer", "listener", "worker", "buffer", "scanned", "deadline", "fd",
                  "peer_text", "trusted", "proxy_pending", "tls", "tls_pending", "stage",
                  "idle", "request", "body", "response", "out", "gone", "closed", "events",
-                 "io_started", "io_count")
+                 "io_started", "io_count", "reused")
 
     def __init__(self, sock, peer, listener, worker):
         self.sock = sock
@@ -3312,6 +3619,7 @@ class Connection:
         self.events = 0                 # what the loop selects it for
         self.io_started = 0.0           # when the body (or the rest of the
         self.io_count = 0               # response) began, and bytes so far
+        self.reused = 0                 # REUSED once it has served a request
 
     def read_head(self):
         """The next request head (bytes, without its blank line) if it has
@@ -4641,6 +4949,7 @@ class Response:
         self.chunked = False
         self.length = None
         self.sent = 0
+        self.head_length = 0            # bytes of the head, once it is made
         self.has_body = request.method != "HEAD"
         self.must_close = not request.keep_alive
         self.in_app_since = time.monotonic()    # moved on by waits for the client
@@ -4736,7 +5045,9 @@ class Response:
         lines += (b"Date: ", self.worker.date_header(), b"\r\nServer: ", SERVER_BYTES,
                   b"\r\n\r\n")
         self.head_sent = True
-        return b"".join(lines)
+        head = b"".join(lines)
+        self.head_length = len(head)
+        return head
 
     def write(self, data):
         """The write() callable of PEP 3333, also used for iterated bodies."""
@@ -4848,6 +5159,7 @@ class Response:
         self.status_code = status
         self.headers = []
         self.sent = len(REASONS.get(status, "Error")) + 1
+        self.head_length = len(error_page(status)) - self.sent
         self.head_sent = True
         self.must_close = True
 

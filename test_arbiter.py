@@ -4094,6 +4094,389 @@ def test_status_endpoint_counts_requests_and_drains_on_term(servers):
     assert "Draining: serving 2.0s more" in read_text(servers.log)
 
 
+# -- 1b. Prometheus metrics on the status endpoint -----------------------------
+
+PROM_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+PROM_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\\n]|\\[\\"n])*)"')
+PROM_SAMPLE = re.compile(r"([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)(?: -?[0-9]+)?")
+PROM_VALUE = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|[+-]Inf|NaN")
+
+
+def parse_prometheus(text):
+    """Text format 0.0.4, strictly: every line a ``# HELP``, a ``# TYPE`` or a
+    sample; each family's HELP and TYPE once, before its samples, which are
+    together; valid names, labels and numbers; no series twice; counters end
+    in _total; a histogram's buckets rise, by le, to +Inf, which equals its
+    _count, and it has a _sum. Returns {family: (type, {(sample name,
+    sorted labels): value})}."""
+    assert text.endswith("\n"), "the text must end with a line feed"
+    families, kinds, helps, current = {}, {}, set(), None
+    for number, line in enumerate(text[:-1].split("\n"), 1):
+        where = "line %d: %r" % (number, line)
+        if line.startswith("#"):
+            parts = line.split(" ", 3)
+            assert len(parts) >= 3 and parts[0] == "#" and parts[1] in ("HELP", "TYPE"), where
+            name = parts[2]
+            assert PROM_NAME.fullmatch(name), where
+            assert name not in families or current == name, "family %s split: %s" % (name, where)
+            if parts[1] == "HELP":
+                assert name not in helps and len(parts) == 4, where
+                helps.add(name)
+            else:
+                assert name not in kinds and not families.get(name), where
+                assert len(parts) == 4 and parts[3] in (
+                    "counter", "gauge", "histogram", "summary", "untyped"), where
+                kinds[name] = parts[3]
+            families.setdefault(name, {})
+            current = name
+            continue
+        match = PROM_SAMPLE.fullmatch(line)
+        assert match, where
+        name, label_text, value = match.groups()
+        labels = []
+        if label_text is not None:
+            rest = label_text
+            while rest:
+                label = PROM_LABEL.match(rest)
+                assert label, where
+                labels.append(label.groups())
+                rest = rest[label.end():]
+                if rest:
+                    assert rest[0] == "," and rest[1:], where
+                    rest = rest[1:]
+            assert len({n for n, _ in labels}) == len(labels), "label twice: " + where
+        assert PROM_VALUE.fullmatch(value), where
+        family = current
+        assert family is not None, "%s outside its family: %s" % (name, where)
+        kind = kinds.get(family)
+        suffixes = ("_bucket", "_sum", "_count") if kind == "histogram" else ("",)
+        assert any(name == family + s for s in suffixes), "%s outside its family: %s" % (
+            name, where)
+        if kind == "counter":
+            assert name.endswith("_total"), where
+        key = (name, tuple(sorted(labels)))
+        assert key not in families[family], "series twice: " + where
+        families[family][key] = float(value)
+    assert set(kinds) == set(families) == helps, "a family without HELP or TYPE"
+    for family, kind in kinds.items():
+        if kind != "histogram":
+            continue
+        samples = families[family]
+        groups = collections.defaultdict(list)
+        for (name, labels), value in samples.items():
+            if name == family + "_bucket":
+                rest = tuple(label for label in labels if label[0] != "le")
+                le = dict(labels)["le"]
+                groups[rest].append((float(le), value))
+        assert groups, "histogram %s without buckets" % family
+        for rest, buckets in groups.items():
+            bounds = [bound for bound, _ in buckets]
+            assert bounds == sorted(bounds) and bounds[-1] == float("inf"), family
+            counts = [count for _, count in buckets]
+            assert counts == sorted(counts), "buckets of %s not cumulative" % family
+            assert samples[(family + "_count", rest)] == counts[-1], family
+            assert (family + "_sum", rest) in samples, family
+    return {family: (kinds[family], samples) for family, samples in families.items()}
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("arbiter_x 1\n", "outside its family"),
+    ("# TYPE a_total counter\n# HELP a_total h\na_total{x=\"1\"} 1\n", ""),
+    ("# HELP a h\n# TYPE a gauge\na{x=1} 1\n", "line 3"),
+    ("# HELP a h\n# TYPE a gauge\na 1\n\n", "line 4"),
+    ("# HELP a h\n# TYPE a counter\na 1\n", "line 3"),
+    ("# HELP a h\n# TYPE a gauge\na 1\na 2\n", "series twice"),
+    ("# HELP h h\n# TYPE h histogram\nh_bucket{le=\"1.0\"} 2\nh_bucket{le=\"+Inf\"} 1\n"
+     "h_sum 1\nh_count 1\n", "not cumulative"),
+    ("# HELP h h\n# TYPE h histogram\nh_bucket{le=\"1.0\"} 1\nh_sum 1\nh_count 1\n", "h"),
+])
+def test_the_strict_prometheus_parser_refuses_what_is_not_the_format(text, fragment):
+    if not fragment:
+        parse_prometheus(text)      # HELP after TYPE is the format too
+        return
+    with pytest.raises(AssertionError, match=re.escape(fragment)):
+        parse_prometheus(text)
+
+
+METRICS_APP = r'''
+import os
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+STATUSES = {"/missing": "404 Not Found", "/moved": "302 Found",
+            "/failed": "500 Internal Server Error"}
+
+
+def app(environ, start_response):
+    path = environ["PATH_INFO"]
+    if path == "/raise":
+        raise RuntimeError("on purpose")
+    if path == "/hold":
+        open(os.path.join(HERE, "holding"), "w").close()
+        deadline = time.monotonic() + 30
+        while not os.path.exists(os.path.join(HERE, "release")) and \
+                time.monotonic() < deadline:
+            time.sleep(0.005)
+    body = environ["wsgi.input"].read() or b"answered"
+    start_response(STATUSES.get(path, "200 OK"), [("Content-Type", "text/plain"),
+                                                 ("Content-Length", str(len(body)))])
+    return [body]
+'''
+
+METRIC_METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "PROPFIND")
+METRIC_PATHS = ("/", "/missing", "/moved", "/failed", "/raise")
+
+
+class MetricsLoad:
+    """Requests on keep-alive connections, and what they should have counted:
+    requests by method and status class, bytes each way, connections, reuses."""
+
+    def __init__(self, port):
+        self.port = port
+        self.requests = 0
+        self.by_method = collections.Counter()
+        self.by_class = collections.Counter()
+        self.sent = self.received = self.connections = self.reuses = 0
+        self.sock = None
+        self.served_on_sock = 0
+
+    def one(self, method, path, body=b""):
+        if self.sock is None:
+            self.sock = socket.create_connection(("127.0.0.1", self.port), timeout=10)
+            self.connections += 1
+            self.served_on_sock = 0
+        head = "%s %s HTTP/1.1\r\nHost: x\r\n" % (method, path)
+        if body:
+            head += "Content-Length: %d\r\n" % len(body)
+        request = head.encode() + b"\r\n" + body
+        self.sock.sendall(request)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = self.sock.recv(65536)
+            assert chunk, "the server closed before answering %s %s" % (method, path)
+            data += chunk
+        response_head, _, rest = data.partition(b"\r\n\r\n")
+        fields = dict(line.split(": ", 1) for line in
+                      response_head.decode("latin-1").split("\r\n")[1:])
+        length = 0 if method == "HEAD" else int(fields["Content-Length"])
+        closing = fields.get("Connection") == "close"
+        while len(rest) < length or closing:
+            chunk = self.sock.recv(65536)
+            if not chunk and closing:
+                break       # (an error page has a body even for a HEAD)
+            assert chunk
+            rest += chunk
+        length = len(rest)
+        status = int(response_head.split(b" ")[1])
+        self.requests += 1
+        self.by_method[method if method in METRIC_METHODS[:-1] else "other"] += 1
+        self.by_class["%dxx" % (status // 100)] += 1
+        self.sent += len(request)
+        self.received += len(response_head) + 4 + length
+        self.reuses += self.served_on_sock > 0
+        self.served_on_sock += 1
+        if fields.get("Connection") == "close":
+            self.close()
+        return status
+
+    def run(self, count, offset=0):
+        for number in range(offset, offset + count):
+            method = METRIC_METHODS[number % len(METRIC_METHODS)]
+            path = METRIC_PATHS[number % len(METRIC_PATHS)]
+            body = b"x" * (number % 7) if method in ("POST", "PUT") else b""
+            self.one(method, path, body)
+            if number % 11 == 10:
+                self.close()        # some connections end on the client's side
+
+    def close(self):
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+
+    def rejected(self, data):
+        """A request the server refuses: its answer is counted as sent."""
+        self.connections += 1
+        answer = raw_exchange(self.port, data)
+        self.received += len(answer)
+        return status_code(answer)
+
+
+def scrape(status_port):
+    """GET /metrics: the parsed families, after checking the content type."""
+    conn = http.client.HTTPConnection("127.0.0.1", status_port, timeout=5)
+    try:
+        conn.request("GET", "/metrics")
+        response = conn.getresponse()
+        body = response.read()
+        assert response.status == 200
+        assert response.getheader("Content-Type") == "text/plain; version=0.0.4; charset=utf-8"
+    finally:
+        conn.close()
+    return parse_prometheus(body.decode("utf-8"))
+
+
+def metric(families, name, **labels):
+    """One sample's value; a family's name is the sample's, less a suffix."""
+    for family, (_, samples) in families.items():
+        for (sample, sample_labels), value in samples.items():
+            if sample == name and dict(sample_labels) == labels:
+                return value
+    raise KeyError("%s %s" % (name, labels))
+
+
+def metric_total(families, name):
+    return sum(value for _, samples in families.values()
+               for (sample, _), value in samples.items() if sample == name)
+
+
+COUNTERS = ("arbiter_requests_total", "arbiter_requests_by_method_total",
+            "arbiter_received_bytes_total", "arbiter_sent_bytes_total",
+            "arbiter_connections_total", "arbiter_keepalive_reuses_total",
+            "arbiter_worker_restarts_total", "arbiter_rejected_requests_total",
+            "arbiter_request_duration_seconds_count", "arbiter_request_duration_seconds_sum",
+            "arbiter_workers_cpu_seconds_total")
+
+
+def counter_values(families):
+    """Every series of the counters above: (name, labels) -> value."""
+    return {(sample, labels): value for _, samples in families.values()
+            for (sample, labels), value in samples.items() if sample in COUNTERS}
+
+
+def assert_counted(families, load):
+    """The counters say exactly what ``load`` sent."""
+    assert metric_total(families, "arbiter_requests_total") == load.requests
+    assert metric(families, "arbiter_request_duration_seconds_count") == load.requests
+    for method in METRIC_METHODS[:-1] + ("other",):
+        assert metric(families, "arbiter_requests_by_method_total", method=method) == \
+            load.by_method[method], method
+    for status_class in ("1xx", "2xx", "3xx", "4xx", "5xx"):
+        assert metric(families, "arbiter_requests_total", status_class=status_class) == \
+            load.by_class[status_class], status_class
+    assert metric(families, "arbiter_received_bytes_total") == load.sent
+    assert metric(families, "arbiter_sent_bytes_total") == load.received
+    assert metric(families, "arbiter_connections_total") == load.connections
+    assert metric(families, "arbiter_keepalive_reuses_total") == load.reuses
+
+
+def wait_for_counts(status_port, load, timeout=10.0):
+    """Scrape until every counter says what ``load`` sent (a worker settles a
+    request just after its response left, and publishes its byte and time
+    sums once a second); the last scrape's families."""
+    wrong = []
+
+    def counted():
+        families = scrape(status_port)
+        try:
+            assert_counted(families, load)
+        except AssertionError as exc:
+            wrong[:] = [str(exc)]
+            return None
+        return families
+    return wait_for(counted, timeout, message=lambda: "the last scrape: %s" % wrong)
+
+
+def assert_not_backwards(before, after):
+    for key, value in before.items():
+        assert after.get(key, 0) >= value, "%s went from %s to %s" % (key, value, after.get(key))
+
+
+@pytest.mark.parametrize("threads", ["1", "2"])
+def test_prometheus_metrics_count_every_request_across_recycling_and_hup(servers, threads):
+    import threading
+    (servers.tmp_path / "metricsapp.py").write_text(METRICS_APP)
+    status_sock = servers.listen()
+    status_port = status_sock.getsockname()[1]
+    proc, port = servers.start(["-w", "2", "--threads", threads, "--max-requests", "9",
+                                "--status-bind", "fd://%d" % status_sock.fileno()],
+                               fds=[status_sock.fileno()], app="metricsapp:app")
+    families = wait_for(lambda: (lambda f: f if metric(f, "arbiter_workers_booted") == 2
+                                 else None)(scrape(status_port)))
+    assert metric(families, "arbiter_build_info", version=arbiter.__version__,
+                  python="%d.%d.%d" % sys.version_info[:3],
+                  implementation=sys.implementation.name) == 1
+    assert metric(families, "arbiter_threads") == 2 * int(threads)
+    assert abs(metric(families, "arbiter_start_time_seconds") - time.time()) < 60
+    status, body = http_get(status_port, "/")
+    assert status == 200 and json.loads(body.decode())["workers"] == 2    # still JSON
+
+    # Load from a thread, scraped meanwhile: every scrape parses, nothing goes back.
+    load = MetricsLoad(port)
+    failures = []
+
+    def run_load():
+        try:
+            load.run(60)
+        except BaseException as exc:
+            failures.append(exc)
+        finally:
+            load.close()
+    loader = threading.Thread(target=run_load)
+    loader.start()
+    previous, scrapes = {}, 0
+    while loader.is_alive() or not scrapes:
+        values = counter_values(scrape(status_port))
+        assert_not_backwards(previous, values)
+        assert sum(v for (n, _), v in values.items() if n == "arbiter_requests_total") <= 60
+        previous, scrapes = values, scrapes + 1
+    loader.join()
+    assert not failures, failures
+    families = wait_for_counts(status_port, load)
+    assert_not_backwards(previous, counter_values(families))
+    recycled = metric(families, "arbiter_worker_restarts_total", cause="max_requests")
+    assert recycled >= 4, recycled
+    assert metric(families, "arbiter_requests_total", status_class="5xx") == 24
+
+    # A HUP replaces every worker: nothing counted is lost.
+    before = counter_values(families)
+    old = set(children(proc.pid))
+    proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: len(children(proc.pid)) == 2 and not set(children(proc.pid)) & old)
+    families = wait_for(lambda: (lambda f: f if metric(
+        f, "arbiter_worker_restarts_total", cause="reload") >= 2 else None)(scrape(status_port)))
+    assert_not_backwards(before, counter_values(families))
+    assert_counted(families, load)
+    load.run(25, offset=60)
+    load.close()
+    families = wait_for_counts(status_port, load)
+
+    # Refused requests: counted by status, never as requests answered.
+    assert load.rejected(b"GET / HTTP/9.9\r\nHost: x\r\n\r\n") == 505
+    assert load.rejected(b"CONNECT x:1 HTTP/1.1\r\nHost: x:1\r\n\r\n") == 501
+    assert load.rejected(b"GET /" + b"x" * 9000 + b" HTTP/1.1\r\n\r\n") == 414
+    assert load.rejected(b"GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n") == 400
+    families = wait_for(lambda: (lambda f: f if metric_total(
+        f, "arbiter_rejected_requests_total") == 4 and metric(
+        f, "arbiter_sent_bytes_total") == load.received else None)(scrape(status_port)))
+    for status in ("400", "501", "505", "414"):
+        assert metric(families, "arbiter_rejected_requests_total", status=status) == 1
+    assert metric_total(families, "arbiter_requests_total") == load.requests
+
+    # Per worker, from /proc: the live workers, by pid.
+    pids = {int(dict(labels)["pid"]) for (name, labels) in
+            families["arbiter_worker_resident_memory_bytes"][1]}
+    assert pids == set(children(proc.pid))
+    assert metric(families, "arbiter_workers_resident_memory_bytes") > 0
+    assert metric(families, "arbiter_workers_cpu_seconds_total") >= sum(
+        value for (name, _), value in families["arbiter_worker_cpu_seconds_total"][1].items())
+
+    # A request in the app is a busy worker and a busy thread.
+    hold = MetricsLoad(port)
+    held = threading.Thread(target=hold.one, args=("GET", "/hold"))
+    held.start()
+    try:
+        wait_for(lambda: (servers.tmp_path / "holding").exists())
+        families = scrape(status_port)
+        assert metric(families, "arbiter_workers_busy") == 1
+        assert metric(families, "arbiter_threads_busy") == 1
+        assert metric(families, "arbiter_connections") == 1
+    finally:
+        (servers.tmp_path / "release").write_text("")
+        held.join(10)
+        hold.close()
+    assert hold.requests == 1
+
+
 # -- 2, 3. systemd notify and watchdog -----------------------------------------
 
 def test_systemd_notify_ready_reloading_stopping(servers, tmp_path):
