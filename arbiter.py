@@ -592,6 +592,10 @@ SETTINGS = (
             "Most header fields in a request (431 beyond)."),
     Setting("limit_request_field_size", ("--limit-request-field_size",), 8190, to_int,
             "Longest header field line in bytes (431 beyond)."),
+    Setting("limit_request_head", ("--limit-request-head",), 32768, to_int,
+            "Largest request head (request line and header fields) in bytes (431 beyond; "
+            "0: only the line and field limits). Each connection holds at most this much "
+            "of a head that is still arriving."),
     Setting("limit_request_body", ("--limit-request-body",), 1 << 30, to_int,
             "Largest request body in bytes (413 beyond; 0: no limit)."),
     Setting("body_buffer_size", ("--body-buffer-size",), 1 << 20, to_int,
@@ -3113,6 +3117,17 @@ class Connection:
             raise URITooLong("request line longer than %d bytes" % cfg.limit_request_line)
         if len(buffer) > self.worker.max_head:
             raise HeadersTooLarge("request head larger than %d bytes" % self.worker.max_head)
+        self.check_whole_head(buffer)
+
+    def check_whole_head(self, buffer):
+        """--limit-request-head bounds what a partial head may hold: the
+        per-line and per-field limits alone allow ~800 KB per connection.
+        (The blank line that ends a head is not counted; the buffer may
+        hold the start of a pipelined request after it, never checked.)"""
+        limit = self.worker.cfg.limit_request_head
+        if limit and len(buffer) > limit + 4:
+            raise HeadersTooLarge("request head larger than %d bytes (--limit-request-head)"
+                                  % limit)
 
     def has_pending(self):
         """Bytes already received but not yet parsed (in our buffer, or
@@ -3618,6 +3633,9 @@ def parse_head(head, cfg):
     line, _, fields = head.decode("latin-1").partition("\r\n")
     if cfg.limit_request_line and len(line) > cfg.limit_request_line:
         raise URITooLong("request line longer than %d bytes" % cfg.limit_request_line)
+    if cfg.limit_request_head and len(head) > cfg.limit_request_head:
+        raise HeadersTooLarge("request head larger than %d bytes (--limit-request-head)"
+                              % cfg.limit_request_head)
     match = COMMON_REQUEST_LINE.fullmatch(line)
     if match is not None and not cfg.casefold_http_method:
         # The common case in one regex: a conventional method, an

@@ -935,6 +935,12 @@ REFUSED_HEADS = [
     ("absolute-other-scheme", b"GET ftp://h/ HTTP/1.1" + HOST_LINE, {}, BAD, 400),
     ("absolute-empty-authority", b"GET http:///x HTTP/1.1" + HOST_LINE, {}, BAD, 400),
     ("absolute-bad-port", b"GET http://h:x/ HTTP/1.1" + HOST_LINE, {}, BAD, 400),
+    # Every field within its limits, the whole head over --limit-request-head.
+    ("head-over-32k", b"GET / HTTP/1.1" + HOST_LINE +
+     b"".join(b"\r\nX-Pad-%d: %s" % (i, b"p" * 8000) for i in range(5)), {},
+     arbiter.HeadersTooLarge, 431),
+    ("head-over-limit", b"GET / HTTP/1.1" + HOST_LINE + b"\r\nX-A: " + b"a" * 100,
+     {"limit_request_head": 100}, arbiter.HeadersTooLarge, 431),
 ]
 
 
@@ -956,6 +962,14 @@ def test_parse_head_huge_content_length_is_a_400():
     with pytest.raises(arbiter.HTTPError) as info:
         arbiter.parse_head(head, make_cfg())
     assert info.value.status in (400, 413)
+
+
+def test_limit_request_head_0_leaves_the_line_and_field_limits():
+    head = b"GET / HTTP/1.1" + HOST_LINE + b"".join(
+        b"\r\nX-Pad-%d: %s" % (i, b"p" * 8000) for i in range(90))
+    assert len(arbiter.parse_head(head, make_cfg(limit_request_head=0)).headers) == 91
+    with pytest.raises(arbiter.HeadersTooLarge):
+        arbiter.parse_head(head, make_cfg())
 
 
 @pytest.mark.parametrize("fold", [b" ", b"\t", b"  \t "])
@@ -2587,6 +2601,29 @@ def test_silent_and_slow_clients_do_not_take_the_workers(core):
     finally:
         for sock in idle:
             sock.close()
+
+
+def test_a_head_over_limit_request_head_is_a_431_however_it_arrives(core):
+    proc, port = core.start(["-w", "1"], app="coreapp:app")
+    field = b"X-Pad: " + b"p" * 8000 + b"\r\n"          # each within the field limit
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")
+        for _ in range(4):                  # 32 KB in 8 KB pieces, then a last one
+            sock.sendall(field)             # that crosses the limit (so that no byte
+        sock.sendall(b"X-Last: " + b"l" * 800)  # is left unread to turn the close into a reset)
+        reply = b""
+        while True:
+            try:
+                chunk = sock.recv(65536)
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            reply += chunk
+    assert status_code(reply) == 431, reply
+    # Within the limit, the same fields are served.
+    assert status_code(raw_exchange(port, b"GET / HTTP/1.1\r\nHost: x\r\n" + field * 3 +
+                                    b"Connection: close\r\n\r\n")) == 200
 
 
 def test_app_exception_is_a_500_and_the_worker_lives_on(core):
