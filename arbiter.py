@@ -2204,6 +2204,24 @@ WRITE = selectors.EVENT_WRITE
 HEAD, BODY, APP, SEND = "head", "body", "app", "send"
 # Pipelined requests one connection gets served before the others' turn.
 PIPELINE_TURN = 8
+# A problem that can recur thousands of times a second (a full descriptor
+# table, a flood) is logged at most once per this many seconds, with a count.
+COMPLAINT_INTERVAL = 1.0
+# accept() failing for want of descriptors or memory (EMFILE, ENFILE,
+# ENOBUFS, ENOMEM) pauses accepting this long, doubling while it lasts:
+# the listener stays readable, so retrying at once would spin.
+ACCEPT_BACKOFF_MIN, ACCEPT_BACKOFF_MAX = 0.1, 1.0
+ACCEPT_RESOURCE_ERRORS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
+# Above this share of --worker-connections a worker is under pressure: the
+# connections that wait for a request get shorter deadlines (nginx, in the
+# same spot, reuses its idle connections for new clients).
+PRESSURE = 0.75
+PRESSURED_KEEPALIVE = 1.0       # at most, for an idle keep-alive connection
+PRESSURED_HEAD_TIMEOUT = 5.0    # at most, for a request head to arrive
+# At the limit, this share of the connections that may be dropped (at least
+# one, at most EVICT_MOST) is closed at once, so the search for them is paid
+# once per batch of new clients, not once per client (nginx drains up to 32).
+EVICT_SHARE, EVICT_MOST = 1 / 8, 32
 
 
 def io_deadline(started, timeout, transferred, min_rate):
@@ -2214,6 +2232,40 @@ def io_deadline(started, timeout, transferred, min_rate):
     if not timeout:
         return NEVER
     return started + timeout + (transferred / min_rate if min_rate else 0.0)
+
+
+class Complaints:
+    """Problems that may recur many times a second, logged at most once per
+    COMPLAINT_INTERVAL each: the first at once, the rest as a count on the
+    next line (flush() writes what is left, once a second). ``text`` has
+    one %d, for the count; it is also the problem's key."""
+
+    __slots__ = ("log", "pending")
+
+    def __init__(self, log):
+        self.log = log
+        self.pending = {}       # text -> [count since the last line, level, logged at]
+
+    def note(self, level, text, count=1):
+        entry = self.pending.get(text)
+        if entry is None:
+            entry = self.pending[text] = [0, level, -NEVER]
+        entry[0] += count
+        now = time.monotonic()
+        if now - entry[2] >= COMPLAINT_INTERVAL:
+            self.write(text, entry, now)
+
+    def flush(self):
+        now = time.monotonic()
+        for text, entry in list(self.pending.items()):
+            if entry[0] and now - entry[2] >= COMPLAINT_INTERVAL:
+                self.write(text, entry, now)
+            elif not entry[0] and now - entry[2] > 60:
+                del self.pending[text]      # over: the next one is logged at once
+
+    def write(self, text, entry, now):
+        count, entry[0], entry[2] = entry[0], 0, now
+        self.log.log(entry[1], text, count)
 
 
 class WorkerRecord:
@@ -2297,6 +2349,10 @@ class Worker:
         self.body_memory = BodyMemory(cfg.body_memory_limit, cfg.body_buffer_size, cfg.threads)
         self.secure_headers = secure_header_keys(cfg)
         self.max_head = 0
+        self.complaints = Complaints(log)
+        self.accept_paused_until = 0.0  # accept() failed for want of descriptors
+        self.accept_backoff = 0.0       # and how long the last pause was
+        self.under_pressure = False     # above PRESSURE of --worker-connections
 
     # -- process setup -----------------------------------------------------
 
@@ -2403,6 +2459,8 @@ class Worker:
                 log.flush_access()
             timeout = 0 if self.pipelined else \
                 DRAIN_IDLE_GRACE if self.draining else HEARTBEAT_INTERVAL
+            if self.accept_paused_until:
+                timeout = min(timeout, self.resume_accepting(now))
             for key, events in select_(timeout):
                 data = key.data
                 if data is ACCEPT:
@@ -2433,6 +2491,8 @@ class Worker:
             self.alive = False
         for conn in [c for c in self.connections if c.deadline <= now]:
             self.expire(conn)
+        self.check_pressure(now)
+        self.complaints.flush()
         if self.threads > 1 and self.timeout and self.in_app:
             self.check_app_timeouts(now)
         if self.cfg.reload and self.alive:
@@ -2555,10 +2615,11 @@ class Worker:
         except (BlockingIOError, InterruptedError, ConnectionAbortedError):
             return
         except OSError as exc:
-            if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
-                self.log.error("accept() failed: %s", exc)
+            if exc.errno in ACCEPT_RESOURCE_ERRORS:
+                self.pause_accepting(exc)
                 return
             raise
+        self.accept_backoff = 0.0
         self.adopt(sock, peer, listener)
 
     def adopt(self, sock, peer, listener):
@@ -2569,9 +2630,86 @@ class Worker:
         self.connections.add(conn)
         self.scoreboard.set_connections(self.slot, len(self.connections))
         self.watch(conn, READ)
+        if len(self.connections) >= self.cfg.worker_connections:
+            self.make_room(conn)
+        elif self.under_pressure:
+            conn.deadline = min(conn.deadline, time.monotonic() + PRESSURED_HEAD_TIMEOUT)
         if not self.can_accept():
             self.set_accepting(False)
         self.serve_connection(conn)
+
+    def pause_accepting(self, exc):
+        """accept() found no descriptor (or memory) for a new connection:
+        stop accepting for ACCEPT_BACKOFF_MIN, doubling up to
+        ACCEPT_BACKOFF_MAX while it lasts (a connection we close resumes it
+        at once, see close()). The connections we have are served meanwhile;
+        the clients wait in the listen backlog."""
+        self.accept_backoff = min(ACCEPT_BACKOFF_MAX,
+                                  max(ACCEPT_BACKOFF_MIN, self.accept_backoff * 2))
+        self.accept_paused_until = time.monotonic() + self.accept_backoff
+        self.set_accepting(False)
+        self.complaints.note(logging.ERROR, "accept() failed %%d time(s): %s; pausing "
+                             "accepts (%.1fs, up to %.1fs while it lasts)"
+                             % (os.strerror(exc.errno), ACCEPT_BACKOFF_MIN, ACCEPT_BACKOFF_MAX))
+
+    def resume_accepting(self, now):
+        """In the loop, while accepting is paused: accept again once the
+        pause is over. Seconds until then (for select's timeout)."""
+        left = self.accept_paused_until - now
+        if left > 0:
+            return left
+        self.accept_paused_until = 0.0
+        if not self.accepting and not self.draining and self.can_accept():
+            self.set_accepting(True)
+        return NEVER
+
+    def make_room(self, newest):
+        """At --worker-connections: close the connections worth least, so
+        that new clients are still accepted. Idle keep-alive connections
+        first (their client can reconnect at no loss), then the incomplete
+        heads that have waited longest (nearest their deadline); never a
+        request that has reached its body, the app, or its response."""
+        idle, partial = [], []
+        for conn in self.connections:
+            if conn.stage is HEAD and conn is not newest:
+                if conn.idle and not conn.buffer:
+                    idle.append(conn)
+                else:
+                    partial.append(conn)
+        count = max(1, min(EVICT_MOST, int((len(idle) + len(partial)) * EVICT_SHARE)))
+        victims = idle[:count]
+        if len(victims) < count:
+            partial.sort(key=lambda conn: conn.deadline)
+            victims += partial[:count - len(victims)]
+        if not victims:
+            return
+        dropped_idle = sum(1 for conn in victims if conn.idle and not conn.buffer)
+        for conn in victims:
+            self.close(conn)
+        limit = self.cfg.worker_connections
+        if dropped_idle:
+            self.complaints.note(logging.WARNING, "Closed %%d idle keep-alive connection(s) "
+                                 "to make room (--worker-connections %d)" % limit, dropped_idle)
+        if len(victims) > dropped_idle:
+            self.complaints.note(logging.WARNING, "Closed %%d connection(s) whose request head "
+                                 "had not arrived, to make room (--worker-connections %d)"
+                                 % limit, len(victims) - dropped_idle)
+
+    def check_pressure(self, now):
+        """Once a second: above PRESSURE of --worker-connections, the
+        connections waiting for a request get at most PRESSURED_KEEPALIVE
+        (idle) or PRESSURED_HEAD_TIMEOUT (a head arriving) from now; below,
+        the deadlines are as configured again for what comes next."""
+        self.under_pressure = len(self.connections) > self.cfg.worker_connections * PRESSURE
+        if not self.under_pressure:
+            return
+        idle_until = now + min(self.cfg.keepalive or NEVER, PRESSURED_KEEPALIVE)
+        head_until = now + min(self.cfg.head_timeout or NEVER, PRESSURED_HEAD_TIMEOUT)
+        for conn in self.connections:
+            if conn.stage is HEAD:
+                until = idle_until if conn.idle and not conn.buffer else head_until
+                if conn.deadline > until:
+                    conn.deadline = until
 
     def close(self, conn):
         """Close a connection the loop holds (never one in an app slot). A

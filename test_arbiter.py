@@ -2989,6 +2989,55 @@ def test_gunicorns_when_ready_memory_watch_example_works(core, tmp_path):
     assert proc.wait(timeout=10) == 0
 
 
+# -- abuse: connection floods, descriptors, full disks, faults under load ------
+
+# Run as: python -c LIMIT_FDS N ARBITER ARGS...: the server with RLIMIT_NOFILE N.
+LIMIT_FDS = ("import os, resource, sys; n = int(sys.argv.pop(1)); "
+             "resource.setrlimit(resource.RLIMIT_NOFILE, (n, n)); "
+             "os.execv(sys.executable, [sys.executable] + sys.argv[1:])")
+
+
+def cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_out_of_descriptors_pauses_accepting_quietly_and_resumes(servers):
+    sock = servers.listen()
+    sock.listen(512)        # room in the backlog for every client below
+    proc = servers.popen([sys.executable, "-c", LIMIT_FDS, "64", ARBITER, "-w", "1", "--keep-alive", "30",
+                          "-b", "fd://%d" % sock.fileno(), "opsapp:app"], (sock.fileno(),))
+    port = sock.getsockname()[1]
+    kept = socket.create_connection(("127.0.0.1", port), timeout=10)
+    clients = []
+    try:
+        assert exchange(kept, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")[0] == 200
+        worker = wait_for_workers(proc.pid, 1)[0]
+        clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(200)]
+        wait_for_log(servers.log, "accept() failed")
+        cpu, started = cpu_seconds(worker), time.monotonic()
+        # The next line comes a second later at the earliest, with a count.
+        wait_for_log(servers.log, re.compile(r"accept\(\) failed[\s\S]*accept\(\) failed"))
+        elapsed = time.monotonic() - started
+        assert (cpu_seconds(worker) - cpu) / elapsed < 0.2
+        # The worker still serves the connections it has.
+        assert exchange(kept, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")[0] == 200
+        for client in clients:
+            client.close()
+        closed = time.monotonic()
+        assert http_get(port, timeout=5)[0] == 200
+        assert time.monotonic() - closed < 2.0
+    finally:
+        kept.close()
+        for client in clients:
+            client.close()
+    log = read_text(servers.log)
+    lines = log.count("accept() failed")
+    assert lines <= 2 + (time.monotonic() - started), log
+    assert "Too many open files" in log and "Traceback" not in log
+
+
 # ---------------------------------------------------------------------------
 # Operations
 # ---------------------------------------------------------------------------
