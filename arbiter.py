@@ -191,6 +191,20 @@ OUTDATED = -1
 ABORT_GRACE = 1.0
 # A draining worker closes a parked connection that stays idle this long.
 DRAIN_IDLE_GRACE = 0.5
+# A client of --status-bind has this long, in all, to send its request and
+# take the answer; the master serves at most STATUS_CLIENTS_MOST at once (a
+# new one beyond closes the oldest), from its select loop, never blocking.
+STATUS_CLIENT_TIMEOUT = 1.0
+STATUS_CLIENTS_MOST = 16
+# Workers that die as they start (before they boot, or within
+# FAILED_START_WINDOW seconds) delay the next spawn: 0.1 s, doubling with each
+# one in a row up to SPAWN_BACKOFF_MAX, instead of a fork storm. Never more
+# than BOOTING_MOST workers boot at once (a burst of TTIN can not fork
+# hundreds of processes in one go); TTIN stops at WORKERS_MOST.
+FAILED_START_WINDOW = 2.0
+SPAWN_BACKOFF_MIN, SPAWN_BACKOFF_MAX = 0.1, 10.0
+BOOTING_MOST = 8
+WORKERS_MOST = 512      # half the scoreboard's slots: a reload can still double them
 READ_SIZE = 65536
 
 # What a non-blocking socket raises when it must wait; enable_tls() adds
@@ -1209,6 +1223,10 @@ class Arbiter:
         self.drain_until = None         # TERM with --shutdown-delay: serve until then
         self.scoreboard = None
         self.status_listener = None
+        self.status_clients = {}        # socket -> [deadline, bytes received, reply or None]
+        self.failed_starts = 0          # workers in a row that died as they started
+        self.last_failed_start = 0.0
+        self.spawn_not_before = 0.0     # the backoff after failed starts
         self.started_at = time.monotonic()
         self.watchdog_interval = systemd_watchdog_interval()
         self.next_watchdog = 0.0
@@ -1313,6 +1331,7 @@ class Arbiter:
         self.scoreboard = Scoreboard()
         if self.cfg.status_bind:
             self.status_listener = create_status_listener(self.cfg, self.log)
+            self.status_listener.setblocking(False)
         prepare_memory_for_fork()
         self.call_hook("when_ready", self)
         # A re-exec'd master says it is ready only once promoted: until then
@@ -1346,17 +1365,26 @@ class Arbiter:
         self.signal_queue.append(signum)
 
     def sleep(self, timeout):
-        """Wait for a signal (its byte on the self-pipe), a status request, or
+        """Wait for a signal (its byte on the self-pipe), a status client, or
         the timeout."""
         waiting = [self.wakeup_pipe[0]]
+        writing = []
         if self.status_listener is not None:
             waiting.append(self.status_listener)
+        for client, (deadline, _, reply) in self.status_clients.items():
+            (waiting if reply is None else writing).append(client)
+            timeout = min(timeout, deadline - time.monotonic())
         try:
-            ready, _, _ = select.select(waiting, [], [], max(0.0, timeout))
+            ready, writable, _ = select.select(waiting, writing, [], max(0.0, timeout))
         except InterruptedError:
             return
         if self.status_listener in ready:
             self.answer_status()
+        for client in ready + writable:
+            if client in self.status_clients:
+                self.serve_status_client(client)
+        if self.status_clients:
+            self.expire_status_clients()
         if self.wakeup_pipe[0] in ready:
             try:
                 while os.read(self.wakeup_pipe[0], 4096):
@@ -1375,6 +1403,10 @@ class Arbiter:
         for worker in self.workers.values():
             if worker.aborted_at is not None:
                 soonest = min(soonest, worker.aborted_at + ABORT_GRACE - now)
+            elif not worker.booted and len(self.workers) < self.num_workers:
+                soonest = min(soonest, 0.05)    # more to spawn once it has booted
+        if self.spawn_not_before > now:
+            soonest = min(soonest, self.spawn_not_before - now)
         return soonest
 
     def call_hook(self, name, *args):
@@ -1385,25 +1417,58 @@ class Arbiter:
             self.log.exception("Exception in the %s hook", name)
 
     def answer_status(self):
-        """In the master: one request to --status-bind, answered with JSON;
-        200 while serving, 503 while starting or draining. The client has
-        half a second to send its request head."""
-        try:
-            client, _ = self.status_listener.accept()
-        except OSError:
-            return
-        with client:
-            client.settimeout(0.5)
+        """In the master: take the new clients of --status-bind. Each is then
+        served from the master's select loop (serve_status_client), so a
+        client that sends nothing or reads nothing costs the master nothing
+        but a descriptor, for STATUS_CLIENT_TIMEOUT at most."""
+        for _ in range(STATUS_CLIENTS_MOST):
             try:
-                client.recv(8192)
+                client, _ = self.status_listener.accept()
+            except OSError:
+                return
+            client.setblocking(False)
+            if len(self.status_clients) >= STATUS_CLIENTS_MOST:
+                oldest = min(self.status_clients, key=lambda c: self.status_clients[c][0])
+                self.drop_status_client(oldest)
+            self.status_clients[client] = [time.monotonic() + STATUS_CLIENT_TIMEOUT, b"", None]
+
+    def serve_status_client(self, client):
+        """In the master, when a status client is ready: read its request
+        head (up to its blank line, or 8 KB), then send the JSON answer
+        (200 while serving, 503 while starting or draining); never blocks."""
+        state = self.status_clients[client]
+        try:
+            if state[2] is None:
+                data = client.recv(8192)
+                if not data:
+                    return self.drop_status_client(client)
+                state[1] += data
+                if b"\r\n\r\n" not in state[1] and b"\n\n" not in state[1] and \
+                        len(state[1]) < 8192:
+                    return
                 status, body = self.status()
                 import json
                 text = json.dumps(body, sort_keys=True).encode() + b"\n"
-                client.sendall(b"HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
-                               b"Content-Length: %d\r\nConnection: close\r\n\r\n%s"
-                               % (status, REASONS[status].encode(), len(text), text))
-            except OSError:
-                pass
+                state[2] = (b"HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
+                            b"Content-Length: %d\r\nConnection: close\r\n\r\n%s"
+                            % (status, REASONS[status].encode(), len(text), text))
+            state[2] = state[2][client.send(state[2]):]
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            return self.drop_status_client(client)
+        if not state[2]:
+            self.drop_status_client(client)
+
+    def expire_status_clients(self):
+        now = time.monotonic()
+        for client, state in list(self.status_clients.items()):
+            if state[0] <= now:
+                self.drop_status_client(client)
+
+    def drop_status_client(self, client):
+        del self.status_clients[client]
+        client.close()
 
     def status(self):
         """(HTTP status, JSON-able dict) of the server, from the scoreboard."""
@@ -1462,6 +1527,9 @@ class Arbiter:
         self.shutdown = "quick"
 
     def handle_ttin(self):
+        if self.num_workers >= WORKERS_MOST:
+            self.log.warning("TTIN ignored: already %d workers", self.num_workers)
+            return
         self.set_num_workers(self.num_workers + 1)
 
     def handle_ttou(self):
@@ -1584,6 +1652,8 @@ class Arbiter:
         outdated = sorted((w for w in serving if w.generation < self.generation),
                           key=lambda w: (w.booted, w.age))
         for _ in range(self.num_workers - len(current)):
+            if not self.may_spawn():
+                break
             current.append(self.spawn_worker())
         extra = len(current) - self.num_workers
         for worker in current[:max(0, extra)]:
@@ -1596,6 +1666,30 @@ class Arbiter:
         if count != self.logged_worker_count:
             self.logged_worker_count = count
             self.log.debug("%d workers", count)
+
+    def may_spawn(self):
+        """May another worker be forked now? Not during the backoff after
+        workers that died as they started, nor while BOOTING_MOST are
+        booting. A worker that has lived past FAILED_START_WINDOW since the
+        last failed start ends the backoff."""
+        now = time.monotonic()
+        if self.failed_starts and any(
+                w.booted and w.spawned_at > self.last_failed_start and
+                now - w.spawned_at > FAILED_START_WINDOW for w in self.workers.values()):
+            self.failed_starts = 0
+        if now < self.spawn_not_before:
+            return False
+        return sum(1 for w in self.workers.values() if not w.booted) < BOOTING_MOST
+
+    def note_failed_start(self, worker, reason):
+        """A worker died as it started: the next spawn waits (see may_spawn)."""
+        now = time.monotonic()
+        self.failed_starts += 1
+        self.last_failed_start = now
+        delay = min(SPAWN_BACKOFF_MAX, SPAWN_BACKOFF_MIN * 2 ** (self.failed_starts - 1))
+        self.spawn_not_before = now + delay
+        self.log.error("Worker (pid:%s) %s (%d in a row); next spawn in %.1fs",
+                       worker.pid, reason, self.failed_starts, delay)
 
     def spawn_worker(self):
         """Fork one worker. In the child this never returns: os._exit()."""
@@ -1648,6 +1742,9 @@ class Arbiter:
         self.workers = {}
         if self.status_listener is not None:
             self.status_listener.close()
+        for client in list(self.status_clients):
+            client.close()
+        self.status_clients = {}
         self.signal_queue.clear()
 
     def retire_worker(self, worker, sig=signal.SIGTERM):
@@ -1724,6 +1821,7 @@ class Arbiter:
             code = os.waitstatus_to_exitcode(status) if hasattr(os, "waitstatus_to_exitcode") \
                 else (status >> 8)
             if booted or code not in (WORKER_BOOT_ERROR, APP_LOAD_ERROR):
+                self.check_start(worker, booted, slot[1])
                 continue
             reason = "App failed to load." if code == APP_LOAD_ERROR else "Worker failed to boot."
             if worker.generation > self.previous_generation and \
@@ -1734,7 +1832,31 @@ class Arbiter:
                     if other.generation > self.generation and other.retired_at is None:
                         self.retire_worker(other)
                 continue
+            if self.still_serving():
+                # TTIN, or a replacement: the app (or the system) broke
+                # since the others booted. They go on; we try again later.
+                self.note_failed_start(worker, "failed to boot: %s Keeping the %d running "
+                                       "workers" % (reason, self.still_serving()))
+                continue
             raise HaltServer(reason, code)
+
+    def check_start(self, worker, booted, recycled):
+        """In the master, for a worker that exited: one that died as it
+        started (neither asked to stop nor recycled, before it booted or
+        within FAILED_START_WINDOW) counts towards the spawn backoff."""
+        if worker.retired_at is not None or worker.aborted_at is not None or recycled or \
+                worker.generation == OUTDATED:
+            return
+        lived = time.monotonic() - worker.spawned_at
+        if not booted:
+            self.note_failed_start(worker, "died before it booted")
+        elif lived < FAILED_START_WINDOW:
+            self.note_failed_start(worker, "died %.1fs after it started" % lived)
+
+    def still_serving(self):
+        """How many booted workers of the current generation still serve."""
+        return sum(1 for w in self.workers.values() if w.booted and w.retired_at is None
+                   and w.generation >= self.generation)
 
     def log_worker_exit(self, worker, status):
         """Say why a worker died: exit code, signal, timeout or recycling,
@@ -1808,6 +1930,8 @@ class Arbiter:
             self.pidfile.unlink()
         if self.status_listener is not None:
             close_listeners([self.status_listener], unlink=True)
+        for client in list(self.status_clients):
+            self.drop_status_client(client)
         self.call_hook("on_exit", self)
         self.log.close()
         return exit_status

@@ -3038,6 +3038,150 @@ def test_out_of_descriptors_pauses_accepting_quietly_and_resumes(servers):
     assert "Too many open files" in log and "Traceback" not in log
 
 
+def test_sigkill_under_keep_alive_connections_logs_how_many_went(core):
+    proc, port = core.start(["-w", "1", "--keep-alive", "30"], app="coreapp:app")
+    parked = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(3)]
+    try:
+        for sock in parked:
+            assert exchange(sock, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")[0] == 200
+        worker = wait_for_workers(proc.pid, 1)[0]
+        os.kill(worker, signal.SIGKILL)
+        log = wait_for_log(core.log, "3 client connections were closed with worker %d" % worker)
+        assert "Worker (pid:%d) was sent SIGKILL!" % worker in log
+    finally:
+        for sock in parked:
+            sock.close()
+    assert served_by(port)[0] != worker
+
+
+HOOKS_THAT_RAISE_CONF = """
+def fail(*args):
+    raise RuntimeError("a hook failed on purpose")
+
+when_ready = pre_fork = child_exit = nworkers_changed = on_reload = worker_exit = fail
+"""
+
+
+def test_hooks_that_raise_never_stop_the_master(core, tmp_path):
+    (tmp_path / "raise.conf.py").write_text(HOOKS_THAT_RAISE_CONF)
+    proc, port = core.start(["-w", "1", "-c", str(tmp_path / "raise.conf.py")],
+                            app="coreapp:app")
+    first = served_by(port)[0]
+    send_and_wait(proc, signal.SIGTTIN, core.log)
+    wait_for_workers(proc.pid, 2)
+    os.kill(first, signal.SIGKILL)
+    wait_for(lambda: first not in children(proc.pid) and len(children(proc.pid)) == 2)
+    send_and_wait(proc, signal.SIGHUP, core.log)
+    assert http_get(port)[0] == 200 and proc.poll() is None
+    log = read_text(core.log)
+    for hook in ("when_ready", "pre_fork", "child_exit", "nworkers_changed", "on_reload"):
+        assert "Exception in the %s hook" % hook in log
+
+
+def test_status_clients_that_send_or_read_nothing_do_not_hold_the_master(servers):
+    status_sock = servers.listen()
+    status_port = status_sock.getsockname()[1]
+    proc, port = servers.start(["-w", "1", "--status-bind", "fd://%d" % status_sock.fileno()],
+                               fds=[status_sock.fileno()])
+    wait_for_status(status_port, lambda code, body: code == 200)
+    silent = [socket.create_connection(("127.0.0.1", status_port)) for _ in range(40)]
+    deaf = []
+    try:
+        for _ in range(5):      # ask, never read (the answer waits in their buffers)
+            sock = socket.create_connection(("127.0.0.1", status_port))
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
+            sock.sendall(b"GET /status HTTP/1.1\r\nHost: x\r\n\r\n")
+            deaf.append(sock)
+        started = time.monotonic()
+        assert get_status(status_port)[0] == 200
+        send_and_wait(proc, signal.SIGTTIN, servers.log)    # the master's loop runs
+        wait_for_workers(proc.pid, 2)
+        assert time.monotonic() - started < 3.0
+        # Each silent client is closed after its second.
+        for sock in silent:
+            sock.settimeout(5)
+            assert sock.recv(1) == b""
+    finally:
+        for sock in silent + deaf:
+            sock.close()
+
+
+def test_a_signal_storm_leaves_the_master_serving(servers):
+    status_sock = servers.listen()
+    status_port = status_sock.getsockname()[1]
+    proc, port = servers.start(["-w", "2", "--status-bind", "fd://%d" % status_sock.fileno()],
+                               fds=[status_sock.fileno()])
+    wait_for_workers(proc.pid, 2)
+    for number in range(1000):
+        proc.send_signal((signal.SIGTTIN, signal.SIGTTOU, signal.SIGUSR1)[number % 3])
+        if number % 50 == 49:
+            assert get_status(status_port)[1]["pid"] == proc.pid     # answered meanwhile
+    # However many got through (the kernel merges a signal that is already
+    # pending), the master settles on as many booted workers as it wants.
+    code, body = wait_for_status(status_port, lambda code, body: code == 200 and
+                                 body["workers"] == body["workers_booted"] ==
+                                 body["workers_wanted"] == len(children(proc.pid)))
+    assert http_get(port)[0] == 200 and proc.poll() is None
+    log = read_text(servers.log)
+    assert "Traceback" not in log and "Shutting down" not in log
+    assert log.count("Handling signal: ") >= 20
+
+
+CRASH_AT_START_CONF = """
+import os
+
+def post_worker_init(worker):
+    if os.path.exists("crash"):
+        os._exit(1)
+"""
+
+
+def test_workers_that_die_as_they_start_are_respawned_with_a_backoff(core, tmp_path):
+    (tmp_path / "crash.conf.py").write_text(CRASH_AT_START_CONF)
+    proc, port = core.start(["-w", "1", "-c", str(tmp_path / "crash.conf.py")],
+                            app="coreapp:app")
+    first = served_by(port)[0]
+    (tmp_path / "crash").write_text("")
+    os.kill(first, signal.SIGKILL)
+    log = wait_for_log(core.log, "(4 in a row); next spawn in 0.8s")
+    # Not a fork storm: the delays so far were 0.1, 0.2 and 0.4 s.
+    assert log.count("Booting worker") <= 6, log
+    os.unlink(str(tmp_path / "crash"))
+    assert served_by(port, timeout=5)[0] != first
+    assert proc.poll() is None
+
+
+BREAKABLE_APP = """
+import os
+if os.path.exists(os.path.join(os.path.dirname(os.path.abspath(__file__)), "broken")):
+    raise ImportError("the app is broken now")
+
+def app(environ, start_response):
+    body = ("pid=%d ppid=%d" % (os.getpid(), os.getppid())).encode()
+    start_response("200 OK", [("Content-Length", str(len(body)))])
+    return [body]
+"""
+
+
+def test_when_ttin_or_hup_can_not_boot_workers_the_old_ones_keep_serving(core, tmp_path):
+    (tmp_path / "breakable.py").write_text(BREAKABLE_APP)
+    proc, port = core.start(["-w", "2"], app="breakable:app")
+    old = wait_for_workers(proc.pid, 2)
+    assert served_by(port)[0] in old
+    (tmp_path / "broken").write_text("")
+    send_and_wait(proc, signal.SIGHUP, core.log)
+    wait_for_log(core.log, re.compile(r"Reload failed: .* Keeping the running workers."))
+    send_and_wait(proc, signal.SIGTTIN, core.log)
+    log = wait_for_log(core.log, "Keeping the 2 running workers (2 in a row)")
+    for _ in range(4):
+        assert served_by(port)[0] in old
+    assert proc.poll() is None and sorted(children(proc.pid)) == sorted(old) or \
+        len(children(proc.pid)) == 3        # (a retry may be booting just now)
+    assert log.count("Booting worker") <= 2 + 2 + 3, log
+    os.unlink(str(tmp_path / "broken"))
+    wait_for_workers(proc.pid, 3)
+
+
 # ---------------------------------------------------------------------------
 # Operations
 # ---------------------------------------------------------------------------
