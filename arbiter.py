@@ -311,6 +311,9 @@ class HTTPError(Exception):
     """
 
     status = 400
+    # The server's own trouble (the same for every client that meets it),
+    # not the client's mistake: logged once per interval, with a count.
+    server_side = False
 
     def __init__(self, detail=""):
         super().__init__(detail or self.__doc__)
@@ -358,6 +361,13 @@ class Forbidden(HTTPError):
 class ContentTooLarge(HTTPError):
     """Content too large"""
     status = 413
+
+
+class NoRoomForBody(HTTPError):
+    """The server has no room for the request body now (its temporary file
+    can not be made or written: a full disk, a tmp dir it may not write)"""
+    status = 503
+    server_side = True
 
 
 class ClientGone(Exception):
@@ -3118,8 +3128,14 @@ class Worker:
 
     def reject(self, conn, exc):
         """In the loop: a request that is refused before it reaches the app
-        (its HTTPError says the status): the error page, then close."""
-        self.log.warning("Invalid request from %s: %s", conn.peer_text, exc.detail)
+        (its HTTPError says the status): the error page, then close. A 5xx
+        is our own trouble, the same for every client that meets it: one
+        line per interval, with a count."""
+        if exc.server_side:
+            self.complaints.note(logging.ERROR, "Answered %%d request(s) with %d: %s"
+                                 % (exc.status, exc.detail))
+        else:
+            self.log.warning("Invalid request from %s: %s", conn.peer_text, exc.detail)
         conn.send_error_quietly(exc.status)
         if self.log.access_enabled or self.log.statsd:
             self.log.access(ErrorResponse(exc.status), None, {}, 0.0)
@@ -3412,7 +3428,7 @@ class Connection:
                 return
             data = memoryview(data)[sent:]
             if out is None:
-                out = self.out = OutputBuffer(self.worker.cfg)
+                out = self.out = OutputBuffer(self.worker.cfg, self.worker.complaints)
         out.append(data)
         if out.buffered > self.worker.cfg.send_spool_size:
             self.wait_for_room()
@@ -3440,7 +3456,7 @@ class Connection:
             if count <= 0:
                 return
             if out is None:
-                out = self.out = OutputBuffer(self.worker.cfg)
+                out = self.out = OutputBuffer(self.worker.cfg, self.worker.complaints)
         out.append_file(os.dup(fd), offset, count)
 
     def wait_for_room(self):
@@ -3635,22 +3651,36 @@ class IncomingBody:
                 self.memory.write(data)
                 return
             self.spill()
-        self.file.write(data)
+        try:
+            self.file.write(data)
+        except OSError as exc:
+            raise self.no_room(exc) from None
 
     def spill(self):
-        """From now on the body goes to a temporary file."""
-        self.file = open(open_temporary_file(self.directory), "w+b")
-        if self.memory is not None and self.view is None:
-            self.file.write(self.memory.getbuffer())
+        """From now on the body goes to a temporary file (503 if there is
+        none to be had)."""
+        try:
+            self.file = open(open_temporary_file(self.directory), "w+b")
+            if self.memory is not None and self.view is None:
+                self.file.write(self.memory.getbuffer())
+        except OSError as exc:
+            raise self.no_room(exc) from None
         self.memory = None
         self.budget.give(self.reserved)
         self.reserved = 0
+
+    def no_room(self, exc):
+        return NoRoomForBody("no room for a request body in %s: %s" % (
+            self.directory or os.environ.get("TMPDIR") or "/tmp", exc.strerror or exc))
 
     def wsgi_input(self):
         if self.view is not None:
             return MemoryInput(self.view)
         stream = self.memory if self.file is None else self.file
-        stream.seek(0)
+        try:
+            stream.seek(0)      # (a file's buffer is written out here)
+        except OSError as exc:
+            raise self.no_room(exc) from None
         return stream
 
     def trailers(self):
@@ -3724,9 +3754,9 @@ class OutputBuffer:
     --send-spool-size counts."""
 
     __slots__ = ("segments", "memory", "buffered", "sent", "spool", "spool_end",
-                 "memory_limit", "directory")
+                 "memory_limit", "directory", "complaints")
 
-    def __init__(self, cfg):
+    def __init__(self, cfg, complaints):
         self.segments = collections.deque()     # bytes-like, or [fd, offset, end, owned]
         self.memory = 0             # bytes held in memory
         self.buffered = 0           # bytes held in memory or in the spool file
@@ -3735,6 +3765,7 @@ class OutputBuffer:
         self.spool_end = 0          # where the next spooled bytes go in it
         self.memory_limit = cfg.send_buffer_size
         self.directory = cfg.tmp_upload_dir
+        self.complaints = complaints    # the worker's: a spool that fails is logged there
 
     def append(self, data):
         size = len(data)
@@ -3743,18 +3774,40 @@ class OutputBuffer:
             self.segments.append(data)
             self.memory += size
             return
-        if self.spool is None:
-            self.spool = open_temporary_file(self.directory)
         offset = self.spool_end
         view = memoryview(data)
-        while view:
-            view = view[os.pwrite(self.spool, view, self.spool_end):]
-            self.spool_end = offset + size - len(view)
+        failure = None
+        try:
+            if self.spool is None:
+                self.spool = open_temporary_file(self.directory)
+            while view:
+                view = view[os.pwrite(self.spool, view, self.spool_end):]
+                self.spool_end = offset + size - len(view)
+        except OSError as exc:
+            failure = exc
+        written = size - len(view)
         last = self.segments[-1] if self.segments else None
-        if type(last) is list and last[0] == self.spool and last[2] == offset:
-            last[2] += size
+        if not written:
+            pass
+        elif type(last) is list and last[0] == self.spool and last[2] == offset:
+            last[2] += written
         else:
-            self.segments.append([self.spool, offset, offset + size, False])
+            self.segments.append([self.spool, offset, offset + written, False])
+        if failure is not None:
+            self.spool_failed(failure, view)
+
+    def spool_failed(self, exc, rest):
+        """No temporary file for this response (ENOSPC, EACCES, EMFILE...):
+        what is not spooled stays in memory, from now on all of it. The app
+        still waits for the client beyond --send-spool-size, so that bounds
+        the memory it costs."""
+        self.memory_limit = NEVER
+        self.segments.append(rest)
+        self.memory += len(rest)
+        self.complaints.note(logging.ERROR, "Could not spool %%d response(s) for slow clients "
+                             "to %s: %s; keeping them in memory (up to --send-spool-size "
+                             "each)" % (self.directory or os.environ.get("TMPDIR") or "/tmp",
+                                        exc.strerror or exc))
 
     def append_file(self, fd, offset, count):
         self.segments.append([fd, offset, offset + count, True])

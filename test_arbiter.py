@@ -15,6 +15,7 @@ import argparse
 import collections
 import http.client
 import json
+import logging
 import os
 import random
 import re
@@ -1075,6 +1076,9 @@ class StandInLog:
     def write_unformatted(self, text):
         self.lines.append(("unformatted", text))
 
+    def log(self, level, message, *args):
+        self.lines.append((logging.getLevelName(level).lower(), message % args))
+
 
 class StandInWorker:
     """The attributes of a Worker that Connection, build_environ and
@@ -1097,6 +1101,7 @@ class StandInWorker:
         self.waited = 0.0
         self.scratch = memoryview(bytearray(arbiter.READ_SIZE))
         self.max_head = 1 << 20
+        self.complaints = arbiter.Complaints(self.log)
 
     def app_waited_for_client(self, response, seconds):
         self.waited += seconds
@@ -1289,6 +1294,34 @@ def test_body_stops_at_its_end_in_memory_or_in_a_file(framing, buffer_size):
 def test_length_body_cut_short_is_still_arriving():
     body, rest = receive_body(length_head(10), b"abcd")
     assert rest is None and body.left == 6
+
+
+@pytest.mark.parametrize("head, payload", [
+    (length_head(11), b"hello world"),          # known to be too large at once
+    (CHUNKED_POST, chunked(b"hello world")),    # found so as it arrives
+])
+def test_a_body_with_no_room_for_its_temporary_file_is_a_503(tmp_path, head, payload):
+    with pytest.raises(arbiter.NoRoomForBody) as info:
+        receive_body(head, payload, 3, body_buffer_size=4,
+                     tmp_upload_dir=str(tmp_path / "missing"))
+    assert info.value.status == 503 and info.value.server_side
+    assert "no room for a request body in %s" % (tmp_path / "missing") in info.value.detail
+
+
+def test_a_response_spool_that_can_not_be_made_stays_in_memory(pair, tmp_path):
+    server, client = pair
+    log = StandInLog()
+    out = arbiter.OutputBuffer(make_cfg(send_buffer_size=4,
+                                        tmp_upload_dir=str(tmp_path / "missing")),
+                               arbiter.Complaints(log))
+    for part in (b"abc", b"defgh", b"ijklmnop", b"q"):
+        out.append(part)
+    assert out.spool is None and out.buffered == out.memory == 17
+    assert out.send(server, False)
+    assert received(client) == b"abcdefghijklmnopq"
+    assert len(log.lines) == 1 and log.lines[0][0] == "error"
+    assert "Could not spool 1 response(s) for slow clients to %s" % (tmp_path / "missing") \
+        in log.lines[0][1]
 
 
 @pytest.mark.parametrize("head, payload", [
@@ -3036,6 +3069,65 @@ def test_out_of_descriptors_pauses_accepting_quietly_and_resumes(servers):
     lines = log.count("accept() failed")
     assert lines <= 2 + (time.monotonic() - started), log
     assert "Too many open files" in log and "Traceback" not in log
+
+
+def test_no_room_for_bodies_is_a_503_logged_once_a_second(core, tmp_path):
+    proc, port = core.start(["-w", "1", "--body-buffer-size", "1000",
+                             "--tmp-upload-dir", str(tmp_path / "missing")], app="coreapp:app")
+    first = served_by(port)[0]
+    for _ in range(5):
+        reply = raw_exchange(port, b"POST /echo HTTP/1.1\r\nHost: x\r\n"
+                             b"Content-Length: 5000\r\n\r\n")
+        assert status_code(reply) == 503, reply
+    assert status_code(raw_exchange(port, b"POST /echo HTTP/1.1\r\nHost: x\r\n"
+                                    b"Content-Length: 5\r\nConnection: close\r\n\r\nsmall")) == 200
+    log = wait_for_log(core.log, "Answered 1 request(s) with 503: no room for a request body")
+    assert log.count("with 503") <= 2 and "Traceback" not in log
+    assert served_by(port)[0] == first
+
+
+def mounted_tmpfs(path, options):
+    """Mount a tmpfs at ``path`` (root only, where mounts are allowed)."""
+    path.mkdir()
+    result = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if result.returncode:
+        pytest.skip("can not mount a tmpfs here")
+
+
+def test_a_full_worker_tmp_dir_boots_and_serves_a_read_only_one_is_one_line(servers,
+                                                                             tmp_path):
+    full, read_only = tmp_path / "full", tmp_path / "ro"
+    mounted_tmpfs(full, "size=64k")
+    try:
+        mounted_tmpfs(read_only, "ro,size=64k")
+        filler = os.open(str(full / "filler"), os.O_WRONLY | os.O_CREAT)
+        try:
+            with pytest.raises(OSError):
+                while True:
+                    os.write(filler, b"x" * 4096)
+        finally:
+            os.close(filler)
+        proc, port = servers.start(["-w", "2", "--worker-tmp-dir", str(full),
+                                    "--tmp-upload-dir", str(full), "--body-buffer-size", "100"])
+        assert http_get(port)[0] == 200
+        wait_for_workers(proc.pid, 2)
+        assert os.listdir(str(full)) == ["filler"]      # no heartbeat file
+        # A body that needs the full disk is a 503; the workers live on.
+        reply = raw_exchange(port, b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n"
+                             b"\r\n" + b"b" * 5000)
+        assert status_code(reply) == 503
+        assert http_get(port)[0] == 200 and read_text(servers.log).count("Booting worker") == 2
+        other = servers.popen([sys.executable, ARBITER, "-b", "127.0.0.1:0",
+                               "--worker-tmp-dir", str(read_only), "opsapp:app"],
+                              log=tmp_path / "ro.log")
+        assert other.wait(timeout=10) == 1
+        assert read_text(tmp_path / "ro.log").splitlines() == [
+            "Error: worker_tmp_dir %s is not a writable directory" % read_only]
+    finally:
+        servers.cleanup()
+        for path in (full, read_only):
+            subprocess.run(["umount", str(path)], stderr=subprocess.DEVNULL)
 
 
 def test_sigkill_under_keep_alive_connections_logs_how_many_went(core):
