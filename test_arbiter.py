@@ -3036,6 +3036,84 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def closed_by_server(sock, timeout=10.0):
+    """Wait until the server closes ``sock`` (EOF or reset): True."""
+    sock.settimeout(timeout)
+    try:
+        return sock.recv(65536) == b""
+    except ConnectionResetError:
+        return True
+
+
+def closed_now(sock):
+    """Has the server closed ``sock`` already (never waits)?"""
+    try:
+        return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except BlockingIOError:
+        return False
+    except ConnectionResetError:
+        return True
+
+
+def test_at_the_connection_limit_idle_connections_make_room_first(core):
+    proc, port = core.start(["-w", "1", "--worker-connections", "10", "--keep-alive", "30"],
+                            app="coreapp:app")
+    idle = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(8)]
+    uploading = socket.create_connection(("127.0.0.1", port), timeout=10)
+    try:
+        for sock in idle:
+            assert exchange(sock, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")[0] == 200
+        uploading.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n12345")
+        started = time.monotonic()
+        for _ in range(5):              # the limit is 10: idle ones are closed for these
+            assert http_get(port, timeout=5)[0] == 200
+        assert time.monotonic() - started < 2.0
+        log = wait_for_log(core.log, re.compile(r"Closed \d+ idle keep-alive connection\(s\) "
+                                                r"to make room \(--worker-connections 10\)"))
+        assert "whose request head" not in log
+        # The upload that had begun was not dropped.
+        uploading.sendall(b"67890")
+        status, _, body = exchange(uploading, b"")
+        assert status == 200 and body == b"1234567890"
+    finally:
+        for sock in idle + [uploading]:
+            sock.close()
+
+
+def test_a_flood_of_silent_connections_never_keeps_a_client_waiting(core):
+    proc, port = core.start(["-w", "1", "--worker-connections", "20"], app="coreapp:app")
+    assert http_get(port)[0] == 200
+    flood = []
+    try:
+        for _ in range(4):
+            flood += [socket.create_connection(("127.0.0.1", port)) for _ in range(50)]
+            started = time.monotonic()
+            assert http_get(port, timeout=5)[0] == 200
+            assert time.monotonic() - started < 1.0
+        log = wait_for_log(core.log, "whose request head had not arrived, to make room")
+        assert log.count("to make room") <= 3, log      # a line a second, with a count
+        # All but the newest (at most the limit) were closed for newer clients.
+        wait_for(lambda: sum(1 for sock in flood if closed_now(sock)) >= len(flood) - 20, 5)
+    finally:
+        for sock in flood:
+            sock.close()
+
+
+def test_under_pressure_idle_connections_get_a_shorter_keep_alive(core):
+    proc, port = core.start(["-w", "1", "--worker-connections", "8", "--keep-alive", "30"],
+                            app="coreapp:app")
+    idle = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(7)]
+    try:
+        for sock in idle:           # 7 of 8: above 3/4 of the limit
+            assert exchange(sock, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")[0] == 200
+        started = time.monotonic()
+        assert all(closed_by_server(sock, 5) for sock in idle)
+        assert time.monotonic() - started < 4.5     # 1 s from a tick, not --keep-alive 30
+    finally:
+        for sock in idle:
+            sock.close()
+
+
 def test_out_of_descriptors_pauses_accepting_quietly_and_resumes(servers):
     sock = servers.listen()
     sock.listen(512)        # room in the backlog for every client below
