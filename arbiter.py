@@ -3695,7 +3695,10 @@ class IncomingBody:
         if self.memory is not None and type(self.memory) is not io.BytesIO:
             self.budget.recycle(self.memory)
         if self.file is not None:
-            self.file.close()
+            try:
+                self.file.close()
+            except OSError:
+                pass    # what it could not write out (a full disk) is not wanted now
         self.memory = None
         self.budget.give(self.reserved)
         self.reserved = 0
