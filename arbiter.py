@@ -3128,9 +3128,10 @@ class Worker:
 
     def reject(self, conn, exc):
         """In the loop: a request that is refused before it reaches the app
-        (its HTTPError says the status): the error page, then close. A 5xx
-        is our own trouble, the same for every client that meets it: one
-        line per interval, with a count."""
+        (its HTTPError says the status): the error page, then close. When
+        the trouble is ours (``server_side``: no room for a body), it is
+        the same for every client that meets it: one line per interval,
+        with a count, instead of one per client."""
         if exc.server_side:
             self.complaints.note(logging.ERROR, "Answered %%d request(s) with %d: %s"
                                  % (exc.status, exc.detail))
@@ -3790,11 +3791,9 @@ class OutputBuffer:
             failure = exc
         written = size - len(view)
         last = self.segments[-1] if self.segments else None
-        if not written:
-            pass
-        elif type(last) is list and last[0] == self.spool and last[2] == offset:
+        if written and type(last) is list and last[0] == self.spool and last[2] == offset:
             last[2] += written
-        else:
+        elif written:
             self.segments.append([self.spool, offset, offset + written, False])
         if failure is not None:
             self.spool_failed(failure, view)
