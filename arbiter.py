@@ -1234,6 +1234,8 @@ class Arbiter:
         self.scoreboard = None
         self.status_listener = None
         self.status_clients = {}        # socket -> [deadline, bytes received, reply or None]
+        self.status_paused_until = 0.0  # accept() failed for want of descriptors
+        self.complaints = Complaints(self.log)
         self.failed_starts = 0          # workers in a row that died as they started
         self.last_failed_start = 0.0
         self.spawn_not_before = 0.0     # the backoff after failed starts
@@ -1380,7 +1382,10 @@ class Arbiter:
         waiting = [self.wakeup_pipe[0]]
         writing = []
         if self.status_listener is not None:
-            waiting.append(self.status_listener)
+            if self.status_paused_until <= time.monotonic():
+                waiting.append(self.status_listener)
+            else:
+                timeout = min(timeout, self.status_paused_until - time.monotonic())
         for client, (deadline, _, reply) in self.status_clients.items():
             (waiting if reply is None else writing).append(client)
             timeout = min(timeout, deadline - time.monotonic())
@@ -1434,7 +1439,15 @@ class Arbiter:
         for _ in range(STATUS_CLIENTS_MOST):
             try:
                 client, _ = self.status_listener.accept()
-            except OSError:
+            except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+                return
+            except OSError as exc:
+                # Out of descriptors (EMFILE...): the listener stays readable,
+                # so pause instead of spinning on it, until a status client
+                # is done (its descriptor is free) or for ACCEPT_BACKOFF_MIN.
+                self.status_paused_until = time.monotonic() + ACCEPT_BACKOFF_MIN
+                self.complaints.note(logging.ERROR, "Status endpoint: accept() failed %%d "
+                                     "time(s): %s; pausing it" % exc.strerror)
                 return
             client.setblocking(False)
             if len(self.status_clients) >= STATUS_CLIENTS_MOST:
@@ -1479,6 +1492,7 @@ class Arbiter:
     def drop_status_client(self, client):
         del self.status_clients[client]
         client.close()
+        self.status_paused_until = 0.0      # a descriptor is free again
 
     def status(self):
         """(HTTP status, JSON-able dict) of the server, from the scoreboard."""
@@ -1519,6 +1533,7 @@ class Arbiter:
         """The systemd watchdog ping, the end of a --shutdown-delay, and the
         worker gauges for statsd (once a second)."""
         now = time.monotonic()
+        self.complaints.flush()
         if self.log.statsd and now >= self.next_metrics:
             self.next_metrics = now + 1.0
             busy = sum(1 for w in self.workers.values() if self.scoreboard.read(w.slot)[0])
@@ -1662,9 +1677,10 @@ class Arbiter:
         outdated = sorted((w for w in serving if w.generation < self.generation),
                           key=lambda w: (w.booted, w.age))
         for _ in range(self.num_workers - len(current)):
-            if not self.may_spawn():
+            worker = self.spawn_worker() if self.may_spawn() else None
+            if worker is None:
                 break
-            current.append(self.spawn_worker())
+            current.append(worker)
         extra = len(current) - self.num_workers
         for worker in current[:max(0, extra)]:
             self.retire_worker(worker)
@@ -1698,11 +1714,13 @@ class Arbiter:
         self.last_failed_start = now
         delay = min(SPAWN_BACKOFF_MAX, SPAWN_BACKOFF_MIN * 2 ** (self.failed_starts - 1))
         self.spawn_not_before = now + delay
-        self.log.error("Worker (pid:%s) %s (%d in a row); next spawn in %.1fs",
-                       worker.pid, reason, self.failed_starts, delay)
+        who = "Worker (pid:%s)" % worker.pid if worker.pid else "A new worker"
+        self.log.error("%s %s (%d in a row); next spawn in %.1fs",
+                       who, reason, self.failed_starts, delay)
 
     def spawn_worker(self):
-        """Fork one worker. In the child this never returns: os._exit()."""
+        """Fork one worker (None if fork() failed). In the child this never
+        returns: os._exit()."""
         self.worker_age += 1
         worker = WorkerRecord(self.worker_age, self.generation, self.scoreboard.claim(),
                               self.scoreboard, self.cfg, self.log)
@@ -1710,7 +1728,15 @@ class Arbiter:
         # Signals wait (blocked) until the child has its own handlers: one
         # that arrived in between would go to the master's handler and be lost.
         signal.pthread_sigmask(signal.SIG_BLOCK, SIGNAL_NAMES)
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError as exc:
+            # No memory or process slot for a worker now (EAGAIN, ENOMEM):
+            # the master carries on and tries again after a backoff.
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNAL_NAMES)
+            self.scoreboard.release(worker.slot)
+            self.note_failed_start(worker, "could not be forked: %s" % exc.strerror)
+            return None
         if pid:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNAL_NAMES)
             worker.pid = pid

@@ -13,6 +13,7 @@ process they start, by pid and process group, even when they fail.
 
 import argparse
 import collections
+import errno
 import http.client
 import json
 import logging
@@ -3210,6 +3211,23 @@ def test_a_full_worker_tmp_dir_boots_and_serves_a_read_only_one_is_one_line(serv
             subprocess.run(["umount", str(path)], stderr=subprocess.DEVNULL)
 
 
+def test_a_fork_that_fails_leaves_the_master_running_with_a_backoff(monkeypatch, capsys):
+    server = arbiter.Arbiter(make_cfg(workers=2))
+    server.scoreboard = arbiter.Scoreboard()
+
+    def no_fork():
+        raise OSError(errno.EAGAIN, os.strerror(errno.EAGAIN))
+    monkeypatch.setattr(arbiter.os, "fork", no_fork)
+    server.manage_workers()
+    server.manage_workers()             # within the backoff: not even tried
+    assert server.workers == {} and server.failed_starts == 1
+    assert server.spawn_not_before > time.monotonic()
+    assert sorted(server.scoreboard.free) == list(range(arbiter.Scoreboard.SLOTS))
+    err = capsys.readouterr().err
+    assert err.count("A new worker could not be forked: ") == 1
+    assert "(1 in a row); next spawn in 0.1s" in err
+
+
 def test_sigkill_under_keep_alive_connections_logs_how_many_went(core):
     proc, port = core.start(["-w", "1", "--keep-alive", "30"], app="coreapp:app")
     parked = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(3)]
@@ -3276,6 +3294,34 @@ def test_status_clients_that_send_or_read_nothing_do_not_hold_the_master(servers
     finally:
         for sock in silent + deaf:
             sock.close()
+
+
+def test_a_master_out_of_descriptors_pauses_its_status_endpoint(servers):
+    sock, status_sock = servers.listen(), servers.listen()
+    status_port = status_sock.getsockname()[1]
+    proc = servers.popen([sys.executable, "-c", LIMIT_FDS, "16", ARBITER, "-w", "1",
+                          "-b", "fd://%d" % sock.fileno(),
+                          "--status-bind", "fd://%d" % status_sock.fileno(), "opsapp:app"],
+                         (sock.fileno(), status_sock.fileno()))
+    port = sock.getsockname()[1]
+    wait_for_status(status_port, lambda code, body: code == 200)
+    silent = [socket.create_connection(("127.0.0.1", status_port)) for _ in range(40)]
+    try:
+        log = wait_for_log(servers.log, re.compile(r"Status endpoint: accept\(\) failed \d+ "
+                                                   r"time\(s\): Too many open files"))
+        cpu, started = cpu_seconds(proc.pid), time.monotonic()
+        assert http_get(port)[0] == 200         # the workers serve on
+        # The silent clients it holds are closed after their second; then
+        # it accepts again (a second after the failure) and closes more.
+        wait_for(lambda: sum(1 for client in silent if closed_now(client)) >= 10, 5)
+        assert (cpu_seconds(proc.pid) - cpu) / (time.monotonic() - started) < 0.2
+    finally:
+        for client in silent:
+            client.close()
+    assert wait_for_status(status_port, lambda code, body: code == 200)
+    log = read_text(servers.log)
+    assert log.count("Status endpoint: accept() failed") <= 2 + time.monotonic() - started
+    assert proc.poll() is None
 
 
 def test_a_signal_storm_leaves_the_master_serving(servers):
