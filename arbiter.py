@@ -3868,8 +3868,16 @@ class OutputBuffer:
             return False
         except OSError:
             raise ClientGone() from None
-        if self.spool is not None:
-            self.spool_end = 0
+        if self.spool is not None and self.spool_end:
+            # The spool is used again from its start, but sendfile() left
+            # the socket references to its pages, not copies: writing over
+            # them would change bytes not yet sent (or not yet acknowledged).
+            # Truncating detaches those pages; new writes get new ones.
+            try:
+                os.ftruncate(self.spool, 0)
+                self.spool_end = 0
+            except OSError:
+                pass        # then it grows on past its end instead
         return True
 
     def consume(self, sent):

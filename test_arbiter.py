@@ -1448,6 +1448,80 @@ def test_chunked_decoder_fuzz_the_split_never_changes_the_outcome():
     assert outcomes["done"] > 300 and outcomes["error"] > 300, outcomes
 
 
+def test_body_buffering_fuzz_memory_file_or_no_room_the_same_body(tmp_path):
+    """Bodies of every framing fed in random pieces, with random memory
+    limits and a temporary directory that is there or not: the app gets
+    exactly the payload and the bytes after it stay, or (only when the body
+    needed a file that can not be made) a clean 503."""
+    rng = random.Random(0xB0D1E5)
+    follow = b"GET /next HTTP/1.1\r\n\r\n"
+    outcomes = collections.Counter()
+    for _ in range(600):
+        payload = bytes(rng.getrandbits(8) for _ in range(rng.choice([1, 5, 300, 5000])))
+        head = length_head(len(payload)) if rng.random() < 0.5 else CHUNKED_POST
+        encoded = payload if head is not CHUNKED_POST else chunked(payload, rng.randint(1, 999))
+        directory = rng.choice([tmp_path, tmp_path / "missing"])
+        settings = dict(body_buffer_size=rng.choice([0, 4, 1000, 1 << 20]),
+                        body_memory_limit=rng.choice([0, 100, 64 << 20]),
+                        tmp_upload_dir=str(directory))
+        try:
+            body, rest = receive_body(head, encoded + follow, rng.randint(1, 700), **settings)
+            stream = body.wsgi_input()
+        except arbiter.NoRoomForBody:
+            assert directory.name == "missing"
+            outcomes["503"] += 1
+            continue
+        assert rest == follow
+        assert stream.read() == payload
+        outcomes["file" if body.file is not None else "memory"] += 1
+        body.close()
+    assert min(outcomes.values()) > 50 and len(outcomes) == 3, outcomes
+
+
+def test_response_buffering_fuzz_every_byte_leaves_in_order(tmp_path):
+    """Random writes and file regions into an OutputBuffer, with random
+    memory limits and a spool directory that is there or not, sent to a
+    client that reads at random: it gets every byte, in order."""
+    rng = random.Random(0x5E9D)
+    source = tmp_path / "source.bin"
+    source.write_bytes(bytes(range(256)) * 64)
+    spooled = collections.Counter()
+    with open(str(source), "rb") as regular:
+        for _ in range(150):
+            server, client = socket.socketpair()
+            server.setblocking(False)
+            client.setblocking(False)
+            directory = rng.choice([tmp_path, tmp_path / "missing"])
+            out = arbiter.OutputBuffer(make_cfg(send_buffer_size=rng.choice([0, 10, 3000]),
+                                                tmp_upload_dir=str(directory)),
+                                       arbiter.Complaints(StandInLog()))
+            expected, got = [], []
+            try:
+                for _ in range(rng.randint(1, 25)):
+                    if rng.random() < 0.2:
+                        offset, count = rng.randrange(8192), rng.randint(1, 4000)
+                        out.append_file(os.dup(regular.fileno()), offset, count)
+                        expected.append((bytes(range(256)) * 64)[offset:offset + count])
+                    else:
+                        data = bytes(rng.getrandbits(8) for _ in range(rng.randint(1, 3000)))
+                        out.append(data)
+                        expected.append(data)
+                    if rng.random() < 0.3:
+                        out.send(server, False)
+                    if rng.random() < 0.3:
+                        got.append(received(client))
+                spooled["spool" if out.spool is not None else "memory"] += 1
+                while not out.send(server, False):
+                    got.append(received(client))
+                got.append(received(client))
+                assert b"".join(got) == b"".join(expected)
+            finally:
+                out.close()
+                server.close()
+                client.close()
+    assert spooled["spool"] > 20 and spooled["memory"] > 20, spooled
+
+
 # ---------------------------------------------------------------------------
 # WSGI environ (PEP 3333)
 # ---------------------------------------------------------------------------
