@@ -3467,8 +3467,7 @@ def test_when_ttin_or_hup_can_not_boot_workers_the_old_ones_keep_serving(core, t
     log = wait_for_log(core.log, "Keeping the 2 running workers (2 in a row)")
     for _ in range(4):
         assert served_by(port)[0] in old
-    assert proc.poll() is None and sorted(children(proc.pid)) == sorted(old) or \
-        len(children(proc.pid)) == 3        # (a retry may be booting just now)
+    assert proc.poll() is None and set(old) <= set(children(proc.pid))   # (and maybe a retry)
     assert log.count("Booting worker") <= 2 + 2 + 3, log
     os.unlink(str(tmp_path / "broken"))
     wait_for_workers(proc.pid, 3)
