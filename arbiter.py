@@ -1890,8 +1890,11 @@ class Arbiter:
             self.note_failed_start(worker, "died %.1fs after it started" % lived)
 
     def still_serving(self):
-        """How many booted workers of the current generation still serve."""
-        return sum(1 for w in self.workers.values() if w.booted and w.retired_at is None
+        """How many booted workers of the current generation still serve
+        (booted as the scoreboard says now: murder_workers() may not have
+        looked since)."""
+        return sum(1 for w in self.workers.values()
+                   if (w.booted or self.scoreboard.read(w.slot)[2]) and w.retired_at is None
                    and w.generation >= self.generation)
 
     def log_worker_exit(self, worker, status):

@@ -3457,7 +3457,10 @@ def app(environ, start_response):
 
 def test_when_ttin_or_hup_can_not_boot_workers_the_old_ones_keep_serving(core, tmp_path):
     (tmp_path / "breakable.py").write_text(BREAKABLE_APP)
-    proc, port = core.start(["-w", "2"], app="breakable:app")
+    status_sock = core.listen()
+    proc, port = core.start(["-w", "2", "--status-bind", "fd://%d" % status_sock.fileno()],
+                            fds=[status_sock.fileno()], app="breakable:app")
+    wait_for_status(status_sock.getsockname()[1], lambda code, body: body["workers_booted"] == 2)
     old = wait_for_workers(proc.pid, 2)
     assert served_by(port)[0] in old
     (tmp_path / "broken").write_text("")
