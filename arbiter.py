@@ -2387,6 +2387,14 @@ PRESSURED_HEAD_TIMEOUT = 5.0    # at most, for a request head to arrive
 EVICT_SHARE, EVICT_MOST = 1 / 8, 32
 
 
+def has_input(fd):
+    """Is there something to read on ``fd`` (bytes or an EOF) right now?
+    (poll: select() can not take descriptors past 1023.)"""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(0))
+
+
 def io_deadline(started, timeout, transferred, min_rate):
     """When a transfer that began at ``started`` and has moved
     ``transferred`` bytes is too slow: ``timeout`` seconds, plus one for
@@ -2666,7 +2674,13 @@ class Worker:
 
     def expire(self, conn):
         """A connection's deadline passed: say so if it was sending us
-        something (408), then close it."""
+        something (408), then close it. An idle keep-alive connection whose
+        next request is already waiting unread (the loop was busy, in the
+        app, past its --keep-alive) is not idle: it gets --head-timeout."""
+        if conn.stage is HEAD and conn.idle and not conn.buffer and has_input(conn.fd):
+            conn.idle = False
+            conn.deadline = io_deadline(time.monotonic(), self.cfg.head_timeout, 0, 0)
+            return
         if conn.stage is BODY or (conn.stage is HEAD and conn.buffer):
             conn.send_error_quietly(RequestTimeout.status)
         elif conn.stage is SEND:
