@@ -215,6 +215,20 @@ SERVING, DRAINING = 1, 2
 ABORT_GRACE = 1.0
 # A draining worker closes a parked connection that stays idle this long.
 DRAIN_IDLE_GRACE = 0.5
+# A client of --status-bind has this long, in all, to send its request and
+# take the answer; the master serves at most STATUS_CLIENTS_MOST at once (a
+# new one beyond closes the oldest), from its select loop, never blocking.
+STATUS_CLIENT_TIMEOUT = 1.0
+STATUS_CLIENTS_MOST = 16
+# Workers that die as they start (before they boot, or within
+# FAILED_START_WINDOW seconds) delay the next spawn: 0.1 s, doubling with each
+# one in a row up to SPAWN_BACKOFF_MAX, instead of a fork storm. Never more
+# than BOOTING_MOST workers boot at once (a burst of TTIN can not fork
+# hundreds of processes in one go); TTIN stops at WORKERS_MOST.
+FAILED_START_WINDOW = 2.0
+SPAWN_BACKOFF_MIN, SPAWN_BACKOFF_MAX = 0.1, 10.0
+BOOTING_MOST = 8
+WORKERS_MOST = 512      # half the scoreboard's slots: a reload can still double them
 READ_SIZE = 65536
 
 # What a non-blocking socket raises when it must wait; enable_tls() adds
@@ -321,6 +335,9 @@ class HTTPError(Exception):
     """
 
     status = 400
+    # The server's own trouble (the same for every client that meets it),
+    # not the client's mistake: logged once per interval, with a count.
+    server_side = False
 
     def __init__(self, detail=""):
         super().__init__(detail or self.__doc__)
@@ -368,6 +385,13 @@ class Forbidden(HTTPError):
 class ContentTooLarge(HTTPError):
     """Content too large"""
     status = 413
+
+
+class NoRoomForBody(HTTPError):
+    """The server has no room for the request body now (its temporary file
+    can not be made or written: a full disk, a tmp dir it may not write)"""
+    status = 503
+    server_side = True
 
 
 class ClientGone(Exception):
@@ -616,6 +640,10 @@ SETTINGS = (
             "Most header fields in a request (431 beyond)."),
     Setting("limit_request_field_size", ("--limit-request-field_size",), 8190, to_int,
             "Longest header field line in bytes (431 beyond)."),
+    Setting("limit_request_head", ("--limit-request-head",), 32768, to_int,
+            "Largest request head (request line and header fields) in bytes (431 beyond; "
+            "0: only the line and field limits). Each connection holds at most this much "
+            "of a head that is still arriving."),
     Setting("limit_request_body", ("--limit-request-body",), 1 << 30, to_int,
             "Largest request body in bytes (413 beyond; 0: no limit)."),
     Setting("body_buffer_size", ("--body-buffer-size",), 1 << 20, to_int,
@@ -1229,6 +1257,12 @@ class Arbiter:
         self.drain_until = None         # TERM with --shutdown-delay: serve until then
         self.scoreboard = None
         self.status_listener = None
+        self.status_clients = {}        # socket -> [deadline, bytes received, reply or None]
+        self.status_paused_until = 0.0  # accept() failed for want of descriptors
+        self.complaints = Complaints(self.log)
+        self.failed_starts = 0          # workers in a row that died as they started
+        self.last_failed_start = 0.0
+        self.spawn_not_before = 0.0     # the backoff after failed starts
         self.started_at = time.monotonic()
         self.start_time = time.time()   # the same moment, for arbiter_start_time_seconds
         self.watchdog_interval = systemd_watchdog_interval()
@@ -1343,6 +1377,7 @@ class Arbiter:
         self.scoreboard = Scoreboard()
         if self.cfg.status_bind:
             self.status_listener = create_status_listener(self.cfg, self.log)
+            self.status_listener.setblocking(False)
         prepare_memory_for_fork()
         self.call_hook("when_ready", self)
         # A re-exec'd master says it is ready only once promoted: until then
@@ -1376,15 +1411,22 @@ class Arbiter:
         self.signal_queue.append(signum)
 
     def sleep(self, timeout):
-        """Wait for a signal (its byte on the self-pipe), a status request, or
+        """Wait for a signal (its byte on the self-pipe), a status client, or
         the timeout."""
         waiting = [self.wakeup_pipe[0]]
+        writing = []
         if self.status_listener is not None:
-            waiting.append(self.status_listener)
+            if self.status_paused_until <= time.monotonic():
+                waiting.append(self.status_listener)
+            else:
+                timeout = min(timeout, self.status_paused_until - time.monotonic())
+        for client, (deadline, _, reply) in self.status_clients.items():
+            (waiting if reply is None else writing).append(client)
+            timeout = min(timeout, deadline - time.monotonic())
         channels = {w.channel[0]: w for w in self.workers.values()}
         waiting.extend(channels)
         try:
-            ready, _, _ = select.select(waiting, [], [], max(0.0, timeout))
+            ready, writable, _ = select.select(waiting, writing, [], max(0.0, timeout))
         except InterruptedError:
             return
         for channel in ready:
@@ -1392,6 +1434,11 @@ class Arbiter:
                 self.pass_connections_on(channels[channel])
         if self.status_listener in ready:
             self.answer_status()
+        for client in ready + writable:
+            if client in self.status_clients:
+                self.serve_status_client(client)
+        if self.status_clients:
+            self.expire_status_clients()
         if self.wakeup_pipe[0] in ready:
             try:
                 while os.read(self.wakeup_pipe[0], 4096):
@@ -1410,6 +1457,10 @@ class Arbiter:
         for worker in self.workers.values():
             if worker.aborted_at is not None:
                 soonest = min(soonest, worker.aborted_at + ABORT_GRACE - now)
+            elif not worker.booted and len(self.workers) < self.num_workers:
+                soonest = min(soonest, 0.05)    # more to spawn once it has booted
+        if self.spawn_not_before > now:
+            soonest = min(soonest, self.spawn_not_before - now)
         if self.cfg.threads == 1 and len(self.workers) > 1:
             soonest = min(soonest, HANDOFF_DELAY)   # see hurry_stuck_workers
         return soonest
@@ -1422,28 +1473,45 @@ class Arbiter:
             self.log.exception("Exception in the %s hook", name)
 
     def answer_status(self):
-        """In the master: one request to --status-bind. GET /metrics is
-        answered in Prometheus' text format (always 200); anything else with
-        JSON, 200 while serving, 503 while starting or draining. The client
-        has half a second to send its request line."""
-        try:
-            client, _ = self.status_listener.accept()
-        except OSError:
-            return
-        with client:
-            deadline = time.monotonic() + 0.5
+        """In the master: take the new clients of --status-bind. Each is then
+        served from the master's select loop (serve_status_client), so a
+        client that sends nothing or reads nothing costs the master nothing
+        but a descriptor, for STATUS_CLIENT_TIMEOUT at most."""
+        for _ in range(STATUS_CLIENTS_MOST):
             try:
-                head = b""
-                while b"\n" not in head and len(head) < 8192:
-                    client.settimeout(max(0.001, deadline - time.monotonic()))
-                    try:
-                        data = client.recv(8192)
-                    except socket.timeout:
-                        break           # answer what has arrived (JSON, likely)
-                    if not data:
-                        break
-                    head += data
-                target = (head.split(b"\r\n", 1)[0].split(b" ") + [b""])[1]
+                client, _ = self.status_listener.accept()
+            except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+                return
+            except OSError as exc:
+                # Out of descriptors (EMFILE...): the listener stays readable,
+                # so pause instead of spinning on it, until a status client
+                # is done (its descriptor is free) or for ACCEPT_BACKOFF_MIN.
+                self.status_paused_until = time.monotonic() + ACCEPT_BACKOFF_MIN
+                self.complaints.note(logging.ERROR, "Status endpoint: accept() failed %%d "
+                                     "time(s): %s; pausing it" % exc.strerror)
+                return
+            client.setblocking(False)
+            if len(self.status_clients) >= STATUS_CLIENTS_MOST:
+                oldest = min(self.status_clients, key=lambda c: self.status_clients[c][0])
+                self.drop_status_client(oldest)
+            self.status_clients[client] = [time.monotonic() + STATUS_CLIENT_TIMEOUT, b"", None]
+
+    def serve_status_client(self, client):
+        """In the master, when a status client is ready: read its request
+        head (up to its blank line, or 8 KB), then send the answer: for GET
+        /metrics Prometheus' text format (always 200), else JSON (200 while
+        serving, 503 while starting or draining). Never blocks."""
+        state = self.status_clients[client]
+        try:
+            if state[2] is None:
+                data = client.recv(8192)
+                if not data:
+                    return self.drop_status_client(client)
+                state[1] += data
+                if b"\r\n\r\n" not in state[1] and b"\n\n" not in state[1] and \
+                        len(state[1]) < 8192:
+                    return
+                target = (state[1].split(b"\r\n", 1)[0].split(b" ") + [b""])[1]
                 if target.split(b"?", 1)[0] == b"/metrics":
                     status, text = 200, self.metrics().encode()
                     content_type = PROMETHEUS_CONTENT_TYPE
@@ -1452,13 +1520,28 @@ class Arbiter:
                     import json
                     text = json.dumps(body, sort_keys=True).encode() + b"\n"
                     content_type = b"application/json"
-                client.settimeout(0.5)
-                client.sendall(b"HTTP/1.1 %d %s\r\nContent-Type: %s\r\n"
-                               b"Content-Length: %d\r\nConnection: close\r\n\r\n%s"
-                               % (status, REASONS[status].encode(), content_type, len(text),
-                                  text))
-            except OSError:
-                pass
+                state[2] = (b"HTTP/1.1 %d %s\r\nContent-Type: %s\r\n"
+                            b"Content-Length: %d\r\nConnection: close\r\n\r\n%s"
+                            % (status, REASONS[status].encode(), content_type, len(text),
+                               text))
+            state[2] = state[2][client.send(state[2]):]
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            return self.drop_status_client(client)
+        if not state[2]:
+            self.drop_status_client(client)
+
+    def expire_status_clients(self):
+        now = time.monotonic()
+        for client, state in list(self.status_clients.items()):
+            if state[0] <= now:
+                self.drop_status_client(client)
+
+    def drop_status_client(self, client):
+        del self.status_clients[client]
+        client.close()
+        self.status_paused_until = 0.0      # a descriptor is free again
 
     def status(self):
         """(HTTP status, JSON-able dict) of the server, from the scoreboard."""
@@ -1597,6 +1680,7 @@ class Arbiter:
         """The systemd watchdog ping, the end of a --shutdown-delay, and the
         worker gauges for statsd (once a second)."""
         now = time.monotonic()
+        self.complaints.flush()
         if self.log.statsd and now >= self.next_metrics:
             self.next_metrics = now + 1.0
             busy = sum(1 for w in self.workers.values() if self.scoreboard.read(w.slot)[0])
@@ -1615,6 +1699,9 @@ class Arbiter:
         self.shutdown = "quick"
 
     def handle_ttin(self):
+        if self.num_workers >= WORKERS_MOST:
+            self.log.warning("TTIN ignored: already %d workers", self.num_workers)
+            return
         self.set_num_workers(self.num_workers + 1)
 
     def handle_ttou(self):
@@ -1737,7 +1824,10 @@ class Arbiter:
         outdated = sorted((w for w in serving if w.generation < self.generation),
                           key=lambda w: (w.booted, w.age))
         for _ in range(self.num_workers - len(current)):
-            current.append(self.spawn_worker())
+            worker = self.spawn_worker() if self.may_spawn() else None
+            if worker is None:
+                break
+            current.append(worker)
         extra = len(current) - self.num_workers
         for worker in current[:max(0, extra)]:
             self.retire_worker(worker)
@@ -1750,8 +1840,34 @@ class Arbiter:
             self.logged_worker_count = count
             self.log.debug("%d workers", count)
 
+    def may_spawn(self):
+        """May another worker be forked now? Not during the backoff after
+        workers that died as they started, nor while BOOTING_MOST are
+        booting. A worker that has lived past FAILED_START_WINDOW since the
+        last failed start ends the backoff."""
+        now = time.monotonic()
+        if self.failed_starts and any(
+                w.booted and w.spawned_at > self.last_failed_start and
+                now - w.spawned_at > FAILED_START_WINDOW for w in self.workers.values()):
+            self.failed_starts = 0
+        if now < self.spawn_not_before:
+            return False
+        return sum(1 for w in self.workers.values() if not w.booted) < BOOTING_MOST
+
+    def note_failed_start(self, worker, reason):
+        """A worker died as it started: the next spawn waits (see may_spawn)."""
+        now = time.monotonic()
+        self.failed_starts += 1
+        self.last_failed_start = now
+        delay = min(SPAWN_BACKOFF_MAX, SPAWN_BACKOFF_MIN * 2 ** (self.failed_starts - 1))
+        self.spawn_not_before = now + delay
+        who = "Worker (pid:%s)" % worker.pid if worker.pid else "A new worker"
+        self.log.error("%s %s (%d in a row); next spawn in %.1fs",
+                       who, reason, self.failed_starts, delay)
+
     def spawn_worker(self):
-        """Fork one worker. In the child this never returns: os._exit()."""
+        """Fork one worker (None if fork() failed). In the child this never
+        returns: os._exit()."""
         self.worker_age += 1
         worker = WorkerRecord(self.worker_age, self.generation, self.scoreboard.claim(),
                               self.scoreboard, self.cfg, self.log, self.listeners)
@@ -1759,7 +1875,15 @@ class Arbiter:
         # Signals wait (blocked) until the child has its own handlers: one
         # that arrived in between would go to the master's handler and be lost.
         signal.pthread_sigmask(signal.SIG_BLOCK, SIGNAL_NAMES)
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError as exc:
+            # No memory or process slot for a worker now (EAGAIN, ENOMEM):
+            # the master carries on and tries again after a backoff.
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNAL_NAMES)
+            self.scoreboard.release(worker.slot)
+            self.note_failed_start(worker, "could not be forked: %s" % exc.strerror)
+            return None
         if pid:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNAL_NAMES)
             worker.pid = pid
@@ -1806,6 +1930,9 @@ class Arbiter:
         self.workers = {}
         if self.status_listener is not None:
             self.status_listener.close()
+        for client in list(self.status_clients):
+            client.close()
+        self.status_clients = {}
         self.signal_queue.clear()
 
     # -- connections handed between workers (fair dispatch) ---------------
@@ -1963,6 +2090,7 @@ class Arbiter:
             code = os.waitstatus_to_exitcode(status) if hasattr(os, "waitstatus_to_exitcode") \
                 else (status >> 8)
             if booted or code not in (WORKER_BOOT_ERROR, APP_LOAD_ERROR):
+                self.check_start(worker, booted, slot[1])
                 continue
             reason = "App failed to load." if code == APP_LOAD_ERROR else "Worker failed to boot."
             if worker.generation > self.previous_generation and \
@@ -1972,6 +2100,12 @@ class Arbiter:
                 for other in self.workers.values():
                     if other.generation > self.generation and other.retired_at is None:
                         self.retire_worker(other)
+                continue
+            if self.still_serving():
+                # TTIN, or a replacement: the app (or the system) broke
+                # since the others booted. They go on; we try again later.
+                self.note_failed_start(worker, "failed to boot: %s Keeping the %d running "
+                                       "workers" % (reason, self.still_serving()))
                 continue
             raise HaltServer(reason, code)
 
@@ -1990,6 +2124,27 @@ class Arbiter:
         if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
             return "reload"
         return "crash"
+
+    def check_start(self, worker, booted, recycled):
+        """In the master, for a worker that exited: one that died as it
+        started (neither asked to stop nor recycled, before it booted or
+        within FAILED_START_WINDOW) counts towards the spawn backoff."""
+        if worker.retired_at is not None or worker.aborted_at is not None or recycled or \
+                worker.generation == OUTDATED:
+            return
+        lived = time.monotonic() - worker.spawned_at
+        if not booted:
+            self.note_failed_start(worker, "died before it booted")
+        elif lived < FAILED_START_WINDOW:
+            self.note_failed_start(worker, "died %.1fs after it started" % lived)
+
+    def still_serving(self):
+        """How many booted workers of the current generation still serve
+        (booted as the scoreboard says now: murder_workers() may not have
+        looked since)."""
+        return sum(1 for w in self.workers.values()
+                   if (w.booted or self.scoreboard.read(w.slot)[2]) and w.retired_at is None
+                   and w.generation >= self.generation)
 
     def log_worker_exit(self, worker, status):
         """Say why a worker died: exit code, signal, timeout or recycling,
@@ -2063,6 +2218,8 @@ class Arbiter:
             self.pidfile.unlink()
         if self.status_listener is not None:
             close_listeners([self.status_listener], unlink=True)
+        for client in list(self.status_clients):
+            self.drop_status_client(client)
         self.call_hook("on_exit", self)
         self.log.close()
         return exit_status
@@ -2610,6 +2767,32 @@ BALANCE_SLACK = 2
 BALANCE_STUCK = 0.1         # a sync worker in its app this long can not accept
 BALANCE_RECHECK = 0.01      # how often a worker that stopped accepting looks again
 HANDOFF_MESSAGE_MAX = 512
+# A problem that can recur thousands of times a second (a full descriptor
+# table, a flood) is logged at most once per this many seconds, with a count.
+COMPLAINT_INTERVAL = 1.0
+# accept() failing for want of descriptors or memory (EMFILE, ENFILE,
+# ENOBUFS, ENOMEM) pauses accepting this long, doubling while it lasts:
+# the listener stays readable, so retrying at once would spin.
+ACCEPT_BACKOFF_MIN, ACCEPT_BACKOFF_MAX = 0.1, 1.0
+ACCEPT_RESOURCE_ERRORS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
+# Above this share of --worker-connections a worker is under pressure: the
+# connections that wait for a request get shorter deadlines (nginx, in the
+# same spot, reuses its idle connections for new clients).
+PRESSURE = 0.75
+PRESSURED_KEEPALIVE = 1.0       # at most, for an idle keep-alive connection
+PRESSURED_HEAD_TIMEOUT = 5.0    # at most, for a request head to arrive
+# At the limit, this share of the connections that may be dropped (at least
+# one, at most EVICT_MOST) is closed at once, so the search for them is paid
+# once per batch of new clients, not once per client (nginx drains up to 32).
+EVICT_SHARE, EVICT_MOST = 1 / 8, 32
+
+
+def has_input(fd):
+    """Is there something to read on ``fd`` (bytes or an EOF) right now?
+    (poll: select() can not take descriptors past 1023.)"""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(0))
 
 
 def io_deadline(started, timeout, transferred, min_rate):
@@ -2620,6 +2803,40 @@ def io_deadline(started, timeout, transferred, min_rate):
     if not timeout:
         return NEVER
     return started + timeout + (transferred / min_rate if min_rate else 0.0)
+
+
+class Complaints:
+    """Problems that may recur many times a second, logged at most once per
+    COMPLAINT_INTERVAL each: the first at once, the rest as a count on the
+    next line (flush() writes what is left, once a second). ``text`` has
+    one %d, for the count; it is also the problem's key."""
+
+    __slots__ = ("log", "pending")
+
+    def __init__(self, log):
+        self.log = log
+        self.pending = {}       # text -> [count since the last line, level, logged at]
+
+    def note(self, level, text, count=1):
+        entry = self.pending.get(text)
+        if entry is None:
+            entry = self.pending[text] = [0, level, -NEVER]
+        entry[0] += count
+        now = time.monotonic()
+        if now - entry[2] >= COMPLAINT_INTERVAL:
+            self.write(text, entry, now)
+
+    def flush(self):
+        now = time.monotonic()
+        for text, entry in list(self.pending.items()):
+            if entry[0] and now - entry[2] >= COMPLAINT_INTERVAL:
+                self.write(text, entry, now)
+            elif not entry[0] and now - entry[2] > 60:
+                del self.pending[text]      # over: the next one is logged at once
+
+    def write(self, text, entry, now):
+        count, entry[0], entry[2] = entry[0], 0, now
+        self.log.log(entry[1], text, count)
 
 
 class WorkerRecord:
@@ -2733,6 +2950,10 @@ class Worker:
         self.body_memory = BodyMemory(cfg.body_memory_limit, cfg.body_buffer_size, cfg.threads)
         self.secure_headers = secure_header_keys(cfg)
         self.max_head = 0
+        self.complaints = Complaints(log)
+        self.accept_paused_until = 0.0  # accept() failed for want of descriptors
+        self.accept_backoff = 0.0       # and how long the last pause was
+        self.under_pressure = False     # above PRESSURE of --worker-connections
 
     # -- process setup -----------------------------------------------------
 
@@ -2844,13 +3065,16 @@ class Worker:
                 self.tick(now)
             if log.access_pending:
                 log.flush_access()
-            paused = not self.accepting and self.sockets and not self.retiring
+            paused = not self.accepting and self.sockets and not self.retiring and \
+                not self.accept_paused_until
             if paused and self.can_accept():
                 self.set_accepting(True)    # our share of connections is fair again
                 paused = False
             timeout = 0 if self.pipelined else HANDOFF_DELAY if self.deferred else \
                 DRAIN_IDLE_GRACE if self.draining else \
                 BALANCE_RECHECK if paused else self.beat_interval
+            if self.accept_paused_until:
+                timeout = min(timeout, self.resume_accepting(now))
             for key, events in select_(timeout):
                 data = key.data
                 if data is ACCEPT:
@@ -2889,6 +3113,8 @@ class Worker:
             self.alive = False
         for conn in [c for c in self.connections if c.deadline <= now]:
             self.expire(conn)
+        self.check_pressure(now)
+        self.complaints.flush()
         if self.threads > 1 and self.timeout and self.in_app:
             self.check_app_timeouts(now)
         if self.cfg.reload and self.alive:
@@ -2905,7 +3131,13 @@ class Worker:
 
     def expire(self, conn):
         """A connection's deadline passed: say so if it was sending us
-        something (408), then close it."""
+        something (408), then close it. An idle keep-alive connection whose
+        next request is already waiting unread (the loop was busy, in the
+        app, past its --keep-alive) is not idle: it gets --head-timeout."""
+        if conn.stage is HEAD and conn.idle and not conn.buffer and has_input(conn.fd):
+            conn.idle = False
+            conn.deadline = io_deadline(time.monotonic(), self.cfg.head_timeout, 0, 0)
+            return
         if conn.stage is BODY or (conn.stage is HEAD and conn.buffer):
             conn.send_error_quietly(RequestTimeout.status)
             self.count_rejection(RequestTimeout.status)
@@ -3030,10 +3262,11 @@ class Worker:
         except (BlockingIOError, InterruptedError, ConnectionAbortedError):
             return
         except OSError as exc:
-            if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
-                self.log.error("accept() failed: %s", exc)
+            if exc.errno in ACCEPT_RESOURCE_ERRORS:
+                self.pause_accepting(exc)
                 return
             raise
+        self.accept_backoff = 0.0
         self.adopt(sock, peer, listener)
 
     def adopt(self, sock, peer, listener):
@@ -3045,12 +3278,89 @@ class Worker:
         self.scoreboard.set_connections(self.slot, len(self.connections))
         self.cells[CONNECTIONS_CELL] += 1
         self.watch(conn, READ)
+        if len(self.connections) >= self.cfg.worker_connections:
+            self.make_room(conn)
+        elif self.under_pressure:
+            conn.deadline = min(conn.deadline, time.monotonic() + PRESSURED_HEAD_TIMEOUT)
         if not self.can_accept():
             self.set_accepting(False)
         if self.threads > 1 and not self.idle_threads:
             self.defer(conn)
             return
         self.serve_connection(conn)
+
+    def pause_accepting(self, exc):
+        """accept() found no descriptor (or memory) for a new connection:
+        stop accepting for ACCEPT_BACKOFF_MIN, doubling up to
+        ACCEPT_BACKOFF_MAX while it lasts (a connection we close resumes it
+        at once, see close()). The connections we have are served meanwhile;
+        the clients wait in the listen backlog."""
+        self.accept_backoff = min(ACCEPT_BACKOFF_MAX,
+                                  max(ACCEPT_BACKOFF_MIN, self.accept_backoff * 2))
+        self.accept_paused_until = time.monotonic() + self.accept_backoff
+        self.set_accepting(False)
+        self.complaints.note(logging.ERROR, "accept() failed %%d time(s): %s; pausing "
+                             "accepts (%.1fs, up to %.1fs while it lasts)"
+                             % (os.strerror(exc.errno), ACCEPT_BACKOFF_MIN, ACCEPT_BACKOFF_MAX))
+
+    def resume_accepting(self, now):
+        """In the loop, while accepting is paused: accept again once the
+        pause is over. Seconds until then (for select's timeout)."""
+        left = self.accept_paused_until - now
+        if left > 0:
+            return left
+        self.accept_paused_until = 0.0
+        if not self.accepting and not self.draining and self.can_accept():
+            self.set_accepting(True)
+        return NEVER
+
+    def make_room(self, newest):
+        """At --worker-connections: close the connections worth least, so
+        that new clients are still accepted. Idle keep-alive connections
+        first (their client can reconnect at no loss), then the incomplete
+        heads that have waited longest (nearest their deadline); never a
+        request that has reached its body, the app, or its response."""
+        idle, partial = [], []
+        for conn in self.connections:
+            if conn.stage is HEAD and conn is not newest:
+                if conn.idle and not conn.buffer:
+                    idle.append(conn)
+                else:
+                    partial.append(conn)
+        count = max(1, min(EVICT_MOST, int((len(idle) + len(partial)) * EVICT_SHARE)))
+        victims = idle[:count]
+        if len(victims) < count:
+            partial.sort(key=lambda conn: conn.deadline)
+            victims += partial[:count - len(victims)]
+        if not victims:
+            return
+        dropped_idle = sum(1 for conn in victims if conn.idle and not conn.buffer)
+        for conn in victims:
+            self.close(conn)
+        limit = self.cfg.worker_connections
+        if dropped_idle:
+            self.complaints.note(logging.WARNING, "Closed %%d idle keep-alive connection(s) "
+                                 "to make room (--worker-connections %d)" % limit, dropped_idle)
+        if len(victims) > dropped_idle:
+            self.complaints.note(logging.WARNING, "Closed %%d connection(s) whose request head "
+                                 "had not arrived, to make room (--worker-connections %d)"
+                                 % limit, len(victims) - dropped_idle)
+
+    def check_pressure(self, now):
+        """Once a second: above PRESSURE of --worker-connections, the
+        connections waiting for a request get at most PRESSURED_KEEPALIVE
+        (idle) or PRESSURED_HEAD_TIMEOUT (a head arriving) from now; below,
+        the deadlines are as configured again for what comes next."""
+        self.under_pressure = len(self.connections) > self.cfg.worker_connections * PRESSURE
+        if not self.under_pressure:
+            return
+        idle_until = now + min(self.cfg.keepalive or NEVER, PRESSURED_KEEPALIVE)
+        head_until = now + min(self.cfg.head_timeout or NEVER, PRESSURED_HEAD_TIMEOUT)
+        for conn in self.connections:
+            if conn.stage is HEAD:
+                until = idle_until if conn.idle and not conn.buffer else head_until
+                if conn.deadline > until:
+                    conn.deadline = until
 
     def close(self, conn):
         """Close a connection the loop holds (never one in an app slot). A
@@ -3527,8 +3837,15 @@ class Worker:
 
     def reject(self, conn, exc):
         """In the loop: a request that is refused before it reaches the app
-        (its HTTPError says the status): the error page, then close."""
-        self.log.warning("Invalid request from ip=%s: %s", conn.peer_ip(), exc.detail)
+        (its HTTPError says the status): the error page, then close. When
+        the trouble is ours (``server_side``: no room for a body), it is
+        the same for every client that meets it: one line per interval,
+        with a count, instead of one per client."""
+        if exc.server_side:
+            self.complaints.note(logging.ERROR, "Answered %%d request(s) with %d: %s"
+                                 % (exc.status, exc.detail))
+        else:
+            self.log.warning("Invalid request from ip=%s: %s", conn.peer_ip(), exc.detail)
         conn.send_error_quietly(exc.status)
         self.count_rejection(exc.status)
         if self.log.access_enabled or self.log.statsd:
@@ -3796,6 +4113,17 @@ class Connection:
             raise URITooLong("request line longer than %d bytes" % cfg.limit_request_line)
         if len(buffer) > self.worker.max_head:
             raise HeadersTooLarge("request head larger than %d bytes" % self.worker.max_head)
+        self.check_whole_head(buffer)
+
+    def check_whole_head(self, buffer):
+        """--limit-request-head bounds what a partial head may hold: the
+        per-line and per-field limits alone allow ~800 KB per connection.
+        (The blank line that ends a head is not counted; the buffer may
+        hold the start of a pipelined request after it, never checked.)"""
+        limit = self.worker.cfg.limit_request_head
+        if limit and len(buffer) > limit + 4:
+            raise HeadersTooLarge("request head larger than %d bytes (--limit-request-head)"
+                                  % limit)
 
     def movable(self):
         """May another worker take this connection over? Only between
@@ -3830,7 +4158,7 @@ class Connection:
                 return
             data = memoryview(data)[sent:]
             if out is None:
-                out = self.out = OutputBuffer(self.worker.cfg)
+                out = self.out = OutputBuffer(self.worker.cfg, self.worker.complaints)
         out.append(data)
         if out.buffered > self.worker.cfg.send_spool_size:
             self.wait_for_room()
@@ -3858,7 +4186,7 @@ class Connection:
             if count <= 0:
                 return
             if out is None:
-                out = self.out = OutputBuffer(self.worker.cfg)
+                out = self.out = OutputBuffer(self.worker.cfg, self.worker.complaints)
         out.append_file(os.dup(fd), offset, count)
 
     def wait_for_room(self):
@@ -4069,22 +4397,36 @@ class IncomingBody:
                 self.memory.write(data)
                 return
             self.spill()
-        self.file.write(data)
+        try:
+            self.file.write(data)
+        except OSError as exc:
+            raise self.no_room(exc) from None
 
     def spill(self):
-        """From now on the body goes to a temporary file."""
-        self.file = open(open_temporary_file(self.directory), "w+b")
-        if self.memory is not None and self.view is None:
-            self.file.write(self.memory.getbuffer())
+        """From now on the body goes to a temporary file (503 if there is
+        none to be had)."""
+        try:
+            self.file = open(open_temporary_file(self.directory), "w+b")
+            if self.memory is not None and self.view is None:
+                self.file.write(self.memory.getbuffer())
+        except OSError as exc:
+            raise self.no_room(exc) from None
         self.memory = None
         self.budget.give(self.reserved)
         self.reserved = 0
+
+    def no_room(self, exc):
+        return NoRoomForBody("no room for a request body in %s: %s" % (
+            self.directory or os.environ.get("TMPDIR") or "/tmp", exc.strerror or exc))
 
     def wsgi_input(self):
         if self.view is not None:
             return MemoryInput(self.view)
         stream = self.memory if self.file is None else self.file
-        stream.seek(0)
+        try:
+            stream.seek(0)      # (a file's buffer is written out here)
+        except OSError as exc:
+            raise self.no_room(exc) from None
         return stream
 
     def trailers(self):
@@ -4099,7 +4441,10 @@ class IncomingBody:
         if self.memory is not None and type(self.memory) is not io.BytesIO:
             self.budget.recycle(self.memory)
         if self.file is not None:
-            self.file.close()
+            try:
+                self.file.close()
+            except OSError:
+                pass    # what it could not write out (a full disk) is not wanted now
         self.memory = None
         self.budget.give(self.reserved)
         self.reserved = 0
@@ -4158,9 +4503,9 @@ class OutputBuffer:
     --send-spool-size counts."""
 
     __slots__ = ("segments", "memory", "buffered", "sent", "spool", "spool_end",
-                 "memory_limit", "directory")
+                 "memory_limit", "directory", "complaints")
 
-    def __init__(self, cfg):
+    def __init__(self, cfg, complaints):
         self.segments = collections.deque()     # bytes-like, or [fd, offset, end, owned]
         self.memory = 0             # bytes held in memory
         self.buffered = 0           # bytes held in memory or in the spool file
@@ -4169,6 +4514,7 @@ class OutputBuffer:
         self.spool_end = 0          # where the next spooled bytes go in it
         self.memory_limit = cfg.send_buffer_size
         self.directory = cfg.tmp_upload_dir
+        self.complaints = complaints    # the worker's: a spool that fails is logged there
 
     def append(self, data):
         size = len(data)
@@ -4177,18 +4523,38 @@ class OutputBuffer:
             self.segments.append(data)
             self.memory += size
             return
-        if self.spool is None:
-            self.spool = open_temporary_file(self.directory)
         offset = self.spool_end
         view = memoryview(data)
-        while view:
-            view = view[os.pwrite(self.spool, view, self.spool_end):]
-            self.spool_end = offset + size - len(view)
+        failure = None
+        try:
+            if self.spool is None:
+                self.spool = open_temporary_file(self.directory)
+            while view:
+                view = view[os.pwrite(self.spool, view, self.spool_end):]
+                self.spool_end = offset + size - len(view)
+        except OSError as exc:
+            failure = exc
+        written = size - len(view)
         last = self.segments[-1] if self.segments else None
-        if type(last) is list and last[0] == self.spool and last[2] == offset:
-            last[2] += size
-        else:
-            self.segments.append([self.spool, offset, offset + size, False])
+        if written and type(last) is list and last[0] == self.spool and last[2] == offset:
+            last[2] += written
+        elif written:
+            self.segments.append([self.spool, offset, offset + written, False])
+        if failure is not None:
+            self.spool_failed(failure, view)
+
+    def spool_failed(self, exc, rest):
+        """No temporary file for this response (ENOSPC, EACCES, EMFILE...):
+        what is not spooled stays in memory, from now on all of it. The app
+        still waits for the client beyond --send-spool-size, so that bounds
+        the memory it costs."""
+        self.memory_limit = NEVER
+        self.segments.append(rest)
+        self.memory += len(rest)
+        self.complaints.note(logging.ERROR, "Could not spool %%d response(s) for slow clients "
+                             "to %s: %s; keeping them in memory (up to --send-spool-size "
+                             "each)" % (self.directory or os.environ.get("TMPDIR") or "/tmp",
+                                        exc.strerror or exc))
 
     def append_file(self, fd, offset, count):
         self.segments.append([fd, offset, offset + count, True])
@@ -4221,8 +4587,16 @@ class OutputBuffer:
             return False
         except OSError:
             raise ClientGone() from None
-        if self.spool is not None:
-            self.spool_end = 0
+        if self.spool is not None and self.spool_end:
+            # The spool is used again from its start, but sendfile() left
+            # the socket references to its pages, not copies: writing over
+            # them would change bytes not yet sent (or not yet acknowledged).
+            # Truncating detaches those pages; new writes get new ones.
+            try:
+                os.ftruncate(self.spool, 0)
+                self.spool_end = 0
+            except OSError:
+                pass        # then it grows on past its end instead
         return True
 
     def consume(self, sent):
@@ -4339,6 +4713,9 @@ def parse_head(head, cfg):
     line, _, fields = head.decode("latin-1").partition("\r\n")
     if cfg.limit_request_line and len(line) > cfg.limit_request_line:
         raise URITooLong("request line longer than %d bytes" % cfg.limit_request_line)
+    if cfg.limit_request_head and len(head) > cfg.limit_request_head:
+        raise HeadersTooLarge("request head larger than %d bytes (--limit-request-head)"
+                              % cfg.limit_request_head)
     match = COMMON_REQUEST_LINE.fullmatch(line)
     if match is not None and not cfg.casefold_http_method:
         # The common case in one regex: a conventional method, an
