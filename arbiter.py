@@ -2407,12 +2407,12 @@ class Scoreboard:
 
     def app_started(self, slot, since):
         """Sync: the app has a request since ``since`` (the master times it)."""
-        offset = self.offset(slot)
+        offset = self.HEADER.size + slot * self.SLOT.size     # (offset(), inline: per request)
         self.BUSY.pack_into(self.memory, offset, 1)
         self.TIME.pack_into(self.memory, offset + self.APP_SINCE_AT, since)
 
     def app_finished(self, slot, requests, now):
-        offset = self.offset(slot)
+        offset = self.HEADER.size + slot * self.SLOT.size
         self.BUSY.pack_into(self.memory, offset, 0)
         self.FINISHED.pack_into(self.memory, offset + self.REQUESTS_AT, requests, now, 0.0)
 
@@ -2903,6 +2903,10 @@ class Worker:
         self.beat_interval = min(HEARTBEAT_INTERVAL, cfg.timeout / 4) if cfg.timeout \
             else HEARTBEAT_INTERVAL
         self.threads = cfg.threads      # app slots; 1: the loop runs the app
+        # The default pre_request only logs at debug level: not called at all
+        # when that level is off (a call per request is worth saving).
+        self.pre_request = None if cfg.pre_request is log_request_start and \
+            not log.error_log.isEnabledFor(logging.DEBUG) else cfg.pre_request
         self.scoreboard = scoreboard
         self.slot = record.slot
         # Our metric counters in shared memory (see COUNTER_CELLS): the loop
@@ -3271,7 +3275,8 @@ class Worker:
 
     def adopt(self, sock, peer, listener):
         sock.setblocking(False)
-        if sock.family != socket.AF_UNIX:
+        if isinstance(peer, tuple):     # TCP (a unix socket's peer is a path);
+            # not sock.family: its enum conversion costs a microsecond
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         conn = Connection(sock, peer, listener, self)
         self.connections.add(conn)
@@ -3513,7 +3518,8 @@ class Worker:
             self.scoreboard.app_started(self.slot, response.in_app_since)
         environ = None
         try:
-            self.cfg.pre_request(self, request)
+            if self.pre_request is not None:
+                self.pre_request(self, request)
             environ = response.environ = build_environ(request, conn, self)
             result = self.app(environ, response.start_response)
             try:
@@ -3530,7 +3536,8 @@ class Worker:
             del self.in_app[conn]
             self.app_since = 0.0
             response.duration = time.monotonic() - response.in_app_since
-        self.call_hook("post_request", self, request, environ, response)
+        if self.cfg.post_request is not no_hook:
+            self.call_hook("post_request", self, request, environ, response)
 
     def finish_request(self, conn):
         """In the loop, once per request after the app: the scoreboard, the
