@@ -3598,7 +3598,9 @@ class Worker:
         for its next request (True) or close it."""
         response = conn.response
         conn.response = None
-        self.log_access(response)
+        log = self.log
+        if log.access_enabled or log.statsd:
+            log.access(response, response.request, response.environ or {}, response.duration)
         if response.must_close:
             self.close(conn)
             return False
@@ -3607,7 +3609,8 @@ class Worker:
         conn.deadline = now + self.cfg.keepalive
         if self.draining:
             conn.deadline = min(conn.deadline, now + DRAIN_IDLE_GRACE)
-        self.watch(conn, READ)
+        if conn.events != READ:
+            self.watch(conn, READ)
         return True
 
     def log_access(self, response):
