@@ -4655,7 +4655,7 @@ class OutputBuffer:
 
 
 # ---------------------------------------------------------------------------
-# HTTP/1.1 parsing: request line, header fields, body readers, wsgi.input
+# HTTP/1.1 parsing: request line, header fields, the chunked coding, wsgi.input
 # ---------------------------------------------------------------------------
 
 class Request:
