@@ -2048,8 +2048,11 @@ class Arbiter:
                 worker.generation = OUTDATED    # replaced as soon as its successor boots
             # A sync worker's app is timed from the request's start (time
             # spent waiting for a slow client excepted); otherwise the
-            # heartbeat says whether the worker's loop is stuck.
-            since = app_since if busy and app_since else last_beat
+            # heartbeat says whether the worker's loop is stuck. A time from
+            # before the worker was spawned is not its own (twice, in
+            # loaded test runs, an idle worker was read as silent for the
+            # machine's uptime, and killed): it counts from the spawn.
+            since = max(app_since if busy and app_since else last_beat, worker.spawned_at)
             if self.cfg.timeout and now - since > self.cfg.timeout:
                 self.log.critical("WORKER TIMEOUT (pid:%s)", worker.pid)
                 self.log.info("Worker (pid:%s) %s %.1f s (--timeout %s)", worker.pid,
@@ -2310,17 +2313,21 @@ class Scoreboard:
     mmap holds each worker's metric counters (see COUNTER_CELLS), with the
     same rule: the worker's loop writes, the master reads."""
 
-    HEADER = struct.Struct("=I60x")     # how many slots have ever been in use
+    # Native formats ("@"), every field at its natural alignment: the struct
+    # module packs and reads each such field with one memcpy, an aligned
+    # store or load that a reader in another process never sees half done
+    # (the standard formats, "=", may copy a float byte by byte).
+    HEADER = struct.Struct("@I60x")     # how many slots have ever been in use
     # The booted byte: SERVING once the worker booted, DRAINING once it stops
     # taking connections.
     # busy, recycle reason, booted, connections, requests, last beat, app since
-    SLOT = struct.Struct("=HBBIQdd")
-    BUSY = struct.Struct("=H")
-    RECYCLE = struct.Struct("=B")
-    BOOTED = struct.Struct("=B")
-    CONNECTIONS = struct.Struct("=I")
-    FINISHED = struct.Struct("=Qdd")    # requests, beat, app since
-    TIME = struct.Struct("=d")
+    SLOT = struct.Struct("@HBBIQdd")
+    BUSY = struct.Struct("@H")
+    RECYCLE = struct.Struct("@B")
+    BOOTED = struct.Struct("@B")
+    CONNECTIONS = struct.Struct("@I")
+    FINISHED = struct.Struct("@Qdd")    # requests, beat, app since
+    TIME = struct.Struct("@d")
     BUSY_AT, RECYCLE_AT, BOOTED_AT, CONNECTIONS_AT = 0, 2, 3, 4
     REQUESTS_AT, BEAT_AT, APP_SINCE_AT = 8, 16, 24
     SLOTS = 1024
