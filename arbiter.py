@@ -348,10 +348,6 @@ class BadRequest(HTTPError):
     """Bad request"""
 
 
-class IncompleteBody(HTTPError):
-    """The client closed the connection before the whole body arrived"""
-
-
 class RequestTimeout(HTTPError):
     """The request did not arrive in time"""
     status = 408

@@ -1946,7 +1946,6 @@ def split_response(data):
 
 @pytest.mark.parametrize("exc, status_line", [
     (arbiter.BadRequest("bad"), "HTTP/1.1 400 Bad Request"),
-    (arbiter.IncompleteBody(), "HTTP/1.1 400 Bad Request"),
     (arbiter.Forbidden(), "HTTP/1.1 403 Forbidden"),
     (arbiter.RequestTimeout(), "HTTP/1.1 408 Request Timeout"),
     (arbiter.URITooLong(), "HTTP/1.1 414 URI Too Long"),
