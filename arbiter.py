@@ -11,6 +11,32 @@ gunicorn.conf.py``), the signals, the hooks and the log lines follow
 gunicorn's, so an existing ``gunicorn ...`` command line works unchanged.
 Without an application argument a small built-in demo app is served.
 
+Sections, in the order of the file:
+
+    Started as a script      rerun_from_bytecode(): python arbiter.py runs
+                             the compiled code in a fresh interpreter
+    Constants                exit codes, signals, recycle reasons, timings
+    Errors                   HaltServer, ConfigError, AppImportError; HTTPError
+                             and one subclass per rejection, each with its status
+    Configuration            SETTINGS (one row per setting), Config, the hooks,
+                             config files, the command line built from the table
+    Scoreboard and heartbeat the shared memory master and workers read and write
+    The Arbiter              the master: run/start, periodic work, signal
+                             handlers, reload and re-exec, workers, fair
+                             dispatch, the status endpoint, stop and halt
+    The pidfile              Pidfile: created atomically, stale or live
+    Listening sockets, TLS   addresses, bind, inherit, close; the SSLContext
+    The worker               WorkerRecord (the master's), Worker (the process:
+                             its loop and app slots), Connection, bodies in and
+                             responses out (IncomingBody, OutputBuffer)
+    HTTP/1.1 parsing         the grammar, parse_head() (pure), the PROXY
+                             protocol, ChunkedDecoder
+    WSGI environ, response   build_environ(), Response, FileWrapper, errors
+    App loading              the demo app, module:app and module:factory()
+    Logging and metrics      Log (error and access logs), statsd, Prometheus text
+    Process helpers          systemd, process titles, user, daemonize, gc.freeze
+    Entry points             serve(app, **settings) and main(argv)
+
 Process model and one request's path, with the real names::
 
     script:  rerun_from_bytecode()   (python arbiter.py: exec a fresh interpreter
@@ -19,7 +45,7 @@ Process model and one request's path, with the real names::
              run(): start() [signals, pidfile, listeners, scoreboard, when_ready]
              loop:  maybe_promote_master() ; do_periodic_work()
                     each queued signal -> handle_<name>()  (a handler only records)
-                    reap_workers() ; murder_workers() ; hurry_stuck_workers()
+                    reap_workers() ; check_workers() ; hurry_stuck_workers()
                     manage_workers()
                     sleep() on the self-pipe, the status socket and the workers'
                     channels -> pass_connections_on() (fair dispatch);
@@ -38,7 +64,7 @@ Process model and one request's path, with the real names::
                 -> Response.send_result() -> Connection.write() -> post_request
              -> finish_request(): the rest leaves from the OutputBuffer
                 (send_rest()), then response_sent(): the access log, and the
-                connection waits for its next request, or close()
+                connection waits for its next request, or close_connection()
              a connection whose next request would wait behind a busy worker:
              hand_off() -> master -> take_handed_connections() in a free worker
 
@@ -230,59 +256,13 @@ SPAWN_BACKOFF_MIN, SPAWN_BACKOFF_MAX = 0.1, 10.0
 BOOTING_MOST = 8
 WORKERS_MOST = 512      # half the scoreboard's slots: a reload can still double them
 READ_SIZE = 65536
+# A request body kept in memory from this size on is an mmap (see IncomingBody).
+MMAP_BODY_SIZE = 128 * 1024
 
 # What a non-blocking socket raises when it must wait; enable_tls() adds
 # the ssl module's own want-read and want-write errors.
 WANT_READ = (BlockingIOError,)
 WANT_WRITE = ()
-DEFAULT_FIELD_SIZE = 8190
-# A Content-Length with more digits than this (an exabyte) is refused: it
-# can not be real, and int() of thousands of digits is an error (or slow).
-MAX_CONTENT_LENGTH_DIGITS = 18
-
-# RFC 9110 §5.6.2: token = 1*tchar.
-TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-# RFC 9110 §5.5: field-value bytes are VCHAR, obs-text, SP and HTAB.
-FIELD_VALUE = re.compile(rb"[\t\x20-\x7e\x80-\xff]*")
-# RFC 3986 §3.2.2/3.2.3: what a Host (or absolute-form authority) may hold.
-HOST_VALUE = re.compile(
-    r"(?:[A-Za-z0-9\-._~!$&'()*+,;=%]*|\[[0-9A-Fa-f:.]+\])(?::[0-9]*)?")
-CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")
-# RFC 9112 §7.1.1: chunk-ext = *( BWS ";" BWS name [ BWS "=" BWS value ] ).
-CHUNK_EXT = re.compile(
-    rb'(?:[ \t]*;[ \t]*[!#$%&\'*+\-.^_`|~0-9A-Za-z]+'
-    rb'(?:[ \t]*=[ \t]*(?:[!#$%&\'*+\-.^_`|~0-9A-Za-z]+'
-    rb'|"(?:[\t\x20\x21\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t\x20-\x7e\x80-\xff])*"))?)*')
-MAX_CHUNK_LINE = 4096
-# A request body kept in memory from this size on is an mmap (see IncomingBody).
-MMAP_BODY_SIZE = 128 * 1024
-MAX_TRAILER_FIELDS = 100
-# RFC 9110 §6.5.1: fields that framing, routing or authentication depend on
-# must not arrive in a trailer section.
-FORBIDDEN_TRAILERS = frozenset((
-    b"CONTENT-LENGTH", b"TRANSFER-ENCODING", b"HOST", b"TE", b"TRAILER",
-    b"CONNECTION", b"KEEP-ALIVE", b"UPGRADE", b"EXPECT", b"MAX-FORWARDS",
-    b"AUTHORIZATION", b"PROXY-AUTHORIZATION"))
-# Fields that may appear only once in a request (RFC 9110 §5.3).
-SINGLETON_FIELDS = frozenset(("CONTENT-TYPE",))
-RESPONSE_STATUS = re.compile(r"[1-9][0-9][0-9] [^\x00-\x08\x0a-\x1f\x7f]*")
-RESPONSE_FIELD_VALUE = re.compile(r"[^\x00-\x08\x0a-\x1f\x7f]*")
-
-# RFC 9110 §7.6.1 and PEP 3333: hop-by-hop fields belong to the server.
-# ``Connection`` is allowed from the app only to ask for a close.
-HOP_BY_HOP = frozenset(("keep-alive", "proxy-authenticate",
-                        "proxy-authorization", "te", "trailer", "trailers",
-                        "transfer-encoding", "upgrade"))
-NO_BODY_STATUS = frozenset((204, 304))
-
-REASONS = {
-    100: "Continue", 200: "OK", 400: "Bad Request", 403: "Forbidden",
-    404: "Not Found", 405: "Method Not Allowed", 408: "Request Timeout",
-    413: "Content Too Large", 414: "URI Too Long",
-    431: "Request Header Fields Too Large", 500: "Internal Server Error",
-    501: "Not Implemented", 503: "Service Unavailable",
-    505: "HTTP Version Not Supported",
-}
 
 
 # ---------------------------------------------------------------------------
@@ -1217,1053 +1197,7 @@ def cpu_quota():
 
 
 # ---------------------------------------------------------------------------
-# The Arbiter: the master process
-# ---------------------------------------------------------------------------
-
-class Arbiter:
-    """The master: keeps ``num_workers`` workers alive and answers signals.
-
-    It never serves a request itself. Everything it does happens in ``run()``,
-    one step at a time, so no signal handler ever runs master logic.
-    """
-
-    def __init__(self, cfg, app=None, argv=None):
-        self.cfg = cfg
-        self.argv = argv                # re-read on HUP; None: cfg is fixed
-        self.app = app                  # set when the app is preloaded
-        self.log = Log(cfg)
-        self.pid = None
-        self.master_pid = 0             # our parent, while we are a re-exec'd master
-        self.master_name = "Master"
-        self.reexec_pid = 0             # our re-exec'd child, until it exits
-        self.pidfile = None
-        self.listeners = []
-        self.ssl_context = None
-        self.systemd = False
-        self.workers = {}               # pid -> WorkerRecord
-        self.worker_class = Worker      # gunicorn's attribute: the class of the workers
-        self.worker_age = 0
-        self.num_workers = cfg.workers
-        self.logged_worker_count = None     # the last "N workers" debug line
-        self.generation = 0             # workers of an older one are replaced
-        self.previous_generation = 0
-        self.signal_queue = collections.deque()
-        self.wakeup_pipe = None
-        self.shutdown = None            # "graceful" or "quick" once asked to stop
-        self.drain_until = None         # TERM with --shutdown-delay: serve until then
-        self.scoreboard = None
-        self.status_listener = None
-        self.status_clients = {}        # socket -> [deadline, bytes received, reply or None]
-        self.status_paused_until = 0.0  # accept() failed for want of descriptors
-        self.complaints = Complaints(self.log)
-        self.failed_starts = 0          # workers in a row that died as they started
-        self.last_failed_start = 0.0
-        self.spawn_not_before = 0.0     # the backoff after failed starts
-        self.started_at = time.monotonic()
-        self.start_time = time.time()   # the same moment, for arbiter_start_time_seconds
-        self.watchdog_interval = systemd_watchdog_interval()
-        self.next_watchdog = 0.0
-        self.next_metrics = 0.0
-        self.served_by_gone = 0         # requests served by workers that exited
-        # What workers that exited counted (their counter cells, summed), their
-        # CPU seconds, and how many exited for each of RESTART_CAUSES: the
-        # metrics' counters never go back when a worker goes.
-        self.counted_by_gone = [0] * COUNTER_CELLS
-        self.counted_by_gone[DURATION_SUM_CELL] = 0.0
-        self.cpu_of_gone = 0.0
-        self.restarts = dict.fromkeys(RESTART_CAUSES, 0)
-        self.last_hurry = 0.0           # see hurry_stuck_workers
-        self.start_cwd = os.getcwd()
-        self.start_argv = reexec_argv()
-
-    @property
-    def proc_name(self):
-        return self.cfg.name + (".2" if self.master_pid else "")
-
-    # gunicorn's names of the master's state, which hooks use (its own
-    # examples/when_ready.conf.py watches ``server.WORKERS`` from a thread).
-    # Upper case for the sake of those hooks.
-
-    @property
-    def WORKERS(self):
-        """pid -> worker, the same dict as ``workers``."""
-        return self.workers
-
-    @property
-    def LISTENERS(self):
-        return self.listeners
-
-    @property
-    def timeout(self):
-        return self.cfg.timeout
-
-    @property
-    def address(self):
-        """The ``bind`` addresses as gunicorn's cfg.address has them:
-        (host, port), a unix socket's path, or an fd's number."""
-        return [parse_address(address)[1] for address in self.cfg.bind]
-
-    # -- run/start ---------------------------------------------------------
-
-    def run(self):
-        """In the master: start, then loop until a stop; return the exit status."""
-        try:
-            self.start()
-            while True:
-                self.maybe_promote_master()
-                self.do_periodic_work()
-                # Every queued signal first: workers that died of the same
-                # Ctrl-C as the master must not be replaced on its way out.
-                while self.signal_queue and self.shutdown is None:
-                    name = SIGNAL_NAMES[self.signal_queue.popleft()]
-                    if name != "chld":
-                        self.log.info("Handling signal: %s", name)
-                    getattr(self, "handle_" + name)()
-                if self.shutdown is not None:
-                    return self.halt(graceful=self.shutdown == "graceful")
-                self.reap_workers()
-                self.murder_workers()
-                self.hurry_stuck_workers(time.monotonic())
-                self.manage_workers()
-                self.sleep(self.next_deadline())
-        except HaltServer as exc:
-            # Something is broken (a worker can not boot, an address is taken):
-            # stop at once; a worker stuck importing the app can not drain.
-            return self.halt(exc.reason, exc.exit_status, graceful=False)
-        except ConfigError as exc:
-            return self.halt(str(exc), 1, graceful=False)
-        except KeyboardInterrupt:
-            return self.halt(graceful=False)
-        except Exception:
-            self.log.exception("Unhandled exception in the master loop")
-            return self.halt("unhandled exception", 1, graceful=False)
-
-    def start(self):
-        """In the master, once: pidfile, listeners, signals, then when_ready."""
-        self.log.info("Starting arbiter.py %s", __version__)
-        self.log_configuration()
-        if "GUNICORN_PID" in os.environ:
-            self.master_pid = int(os.environ["GUNICORN_PID"])
-            self.master_name = "Master.2"
-        self.pid = os.getpid()
-        set_process_title("master [%s]" % self.proc_name)
-        self.call_hook("nworkers_changed", self, self.num_workers, None)   # as gunicorn does
-        self.call_hook("on_starting", self)
-        self.init_signals()
-        if self.cfg.pidfile:
-            self.pidfile = Pidfile(self.cfg.pidfile + (".2" if self.master_pid else ""))
-            self.pidfile.create(self.pid)
-        if self.cfg.preload_app and self.app is None:
-            self.app = load_app_or_halt(self.cfg, self.log)
-        self.ssl_context = make_ssl_context(self.cfg)
-        self.listeners, self.systemd = inherited_listeners(self.log)
-        if not self.listeners:
-            self.listeners = create_listeners(self.cfg, self.log)
-        self.log.debug("Arbiter booted")
-        for listener in self.listeners:
-            self.log.info("Listening at: %s (%s)", listener_url(listener), self.pid)
-        self.log.info("Using worker: %s", "gthread" if self.cfg.threads > 1 or
-                      self.cfg.worker_class == "gthread" else "sync")
-        if self.app is None and self.cfg.app_uri is None:
-            # gunicorn refuses to start here; say loudly what answers instead.
-            self.log.warning("No application module named (APP_MODULE or wsgi_app): "
-                             "serving the built-in demo app")
-        for warning in self.cfg.warnings:
-            self.log.warning("%s", warning)
-        self.scoreboard = Scoreboard()
-        if self.cfg.status_bind:
-            self.status_listener = create_status_listener(self.cfg, self.log)
-            self.status_listener.setblocking(False)
-        prepare_memory_for_fork()
-        self.call_hook("when_ready", self)
-        # A re-exec'd master says it is ready only once promoted: until then
-        # the old master is systemd's main process (and may yet be kept).
-        if not self.master_pid:
-            sd_notify("READY=1\nMAINPID=%d\nSTATUS=Serving on %s" % (
-                self.pid, ", ".join(listener_url(s) for s in self.listeners)), self.log)
-
-    def log_configuration(self):
-        """gunicorn's debug lines of the resolved settings (at start and on
-        each reload): "Current configuration:", then "  name: value"."""
-        if self.log.error_log.isEnabledFor(logging.DEBUG):
-            self.log.debug("Current configuration:\n%s", "\n".join(
-                "  %s: %s" % item for item in self.cfg.items()))
-
-    def init_signals(self):
-        """Signal handlers only record; a byte on the self-pipe wakes sleep()."""
-        if self.wakeup_pipe:
-            for fd in self.wakeup_pipe:
-                os.close(fd)
-        self.wakeup_pipe = os.pipe()
-        for fd in self.wakeup_pipe:
-            os.set_blocking(fd, False)
-        signal.set_wakeup_fd(self.wakeup_pipe[1])
-        for signum in SIGNAL_NAMES:
-            signal.signal(signum, self.record_signal)
-
-    def record_signal(self, signum, frame):
-        if signum == signal.SIGCHLD and signal.SIGCHLD in self.signal_queue:
-            return  # one reap handles every exited child
-        self.signal_queue.append(signum)
-
-    def sleep(self, timeout):
-        """Wait for a signal (its byte on the self-pipe), a status client, or
-        the timeout."""
-        waiting = [self.wakeup_pipe[0]]
-        writing = []
-        if self.status_listener is not None:
-            if self.status_paused_until <= time.monotonic():
-                waiting.append(self.status_listener)
-            else:
-                timeout = min(timeout, self.status_paused_until - time.monotonic())
-        for client, (deadline, _, reply) in self.status_clients.items():
-            (waiting if reply is None else writing).append(client)
-            timeout = min(timeout, deadline - time.monotonic())
-        channels = {w.channel[0]: w for w in self.workers.values()}
-        waiting.extend(channels)
-        try:
-            ready, writable, _ = select.select(waiting, writing, [], max(0.0, timeout))
-        except InterruptedError:
-            return
-        for channel in ready:
-            if channel in channels:
-                self.pass_connections_on(channels[channel])
-        if self.status_listener in ready:
-            self.answer_status()
-        for client in ready + writable:
-            if client in self.status_clients:
-                self.serve_status_client(client)
-        if self.status_clients:
-            self.expire_status_clients()
-        if self.wakeup_pipe[0] in ready:
-            try:
-                while os.read(self.wakeup_pipe[0], 4096):
-                    pass
-            except BlockingIOError:
-                pass
-
-    def next_deadline(self):
-        """Seconds until something may need doing: at most one."""
-        now = time.monotonic()
-        soonest = 1.0
-        if self.drain_until is not None:
-            soonest = min(soonest, self.drain_until - now)
-        if self.watchdog_interval:
-            soonest = min(soonest, self.next_watchdog - now)
-        for worker in self.workers.values():
-            if worker.aborted_at is not None:
-                soonest = min(soonest, worker.aborted_at + ABORT_GRACE - now)
-            elif not worker.booted and len(self.workers) < self.num_workers:
-                soonest = min(soonest, 0.05)    # more to spawn once it has booted
-        if self.spawn_not_before > now:
-            soonest = min(soonest, self.spawn_not_before - now)
-        if self.cfg.threads == 1 and len(self.workers) > 1:
-            soonest = min(soonest, HANDOFF_DELAY)   # see hurry_stuck_workers
-        return soonest
-
-    def call_hook(self, name, *args):
-        """Run a server hook; an exception in it is logged, not fatal."""
-        try:
-            return getattr(self.cfg, name)(*args)
-        except Exception:
-            self.log.exception("Exception in the %s hook", name)
-
-    def answer_status(self):
-        """In the master: take the new clients of --status-bind. Each is then
-        served from the master's select loop (serve_status_client), so a
-        client that sends nothing or reads nothing costs the master nothing
-        but a descriptor, for STATUS_CLIENT_TIMEOUT at most."""
-        for _ in range(STATUS_CLIENTS_MOST):
-            try:
-                client, _ = self.status_listener.accept()
-            except (BlockingIOError, InterruptedError, ConnectionAbortedError):
-                return
-            except OSError as exc:
-                # Out of descriptors (EMFILE...): the listener stays readable,
-                # so pause instead of spinning on it, until a status client
-                # is done (its descriptor is free) or for ACCEPT_BACKOFF_MIN.
-                self.status_paused_until = time.monotonic() + ACCEPT_BACKOFF_MIN
-                self.complaints.note(logging.ERROR, "Status endpoint: accept() failed %%d "
-                                     "time(s): %s; pausing it" % exc.strerror)
-                return
-            client.setblocking(False)
-            if len(self.status_clients) >= STATUS_CLIENTS_MOST:
-                oldest = min(self.status_clients, key=lambda c: self.status_clients[c][0])
-                self.drop_status_client(oldest)
-            self.status_clients[client] = [time.monotonic() + STATUS_CLIENT_TIMEOUT, b"", None]
-
-    def serve_status_client(self, client):
-        """In the master, when a status client is ready: read its request
-        head (up to its blank line, or 8 KB), then send the answer: for GET
-        /metrics Prometheus' text format (always 200), else JSON (200 while
-        serving, 503 while starting or draining). Never blocks."""
-        state = self.status_clients[client]
-        try:
-            if state[2] is None:
-                data = client.recv(8192)
-                if not data:
-                    return self.drop_status_client(client)
-                state[1] += data
-                if b"\r\n\r\n" not in state[1] and b"\n\n" not in state[1] and \
-                        len(state[1]) < 8192:
-                    return
-                target = (state[1].split(b"\r\n", 1)[0].split(b" ") + [b""])[1]
-                if target.split(b"?", 1)[0] == b"/metrics":
-                    status, text = 200, self.metrics().encode()
-                    content_type = PROMETHEUS_CONTENT_TYPE
-                else:
-                    status, body = self.status()
-                    import json
-                    text = json.dumps(body, sort_keys=True).encode() + b"\n"
-                    content_type = b"application/json"
-                state[2] = (b"HTTP/1.1 %d %s\r\nContent-Type: %s\r\n"
-                            b"Content-Length: %d\r\nConnection: close\r\n\r\n%s"
-                            % (status, REASONS[status].encode(), content_type, len(text),
-                               text))
-            state[2] = state[2][client.send(state[2]):]
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:
-            return self.drop_status_client(client)
-        if not state[2]:
-            self.drop_status_client(client)
-
-    def expire_status_clients(self):
-        now = time.monotonic()
-        for client, state in list(self.status_clients.items()):
-            if state[0] <= now:
-                self.drop_status_client(client)
-
-    def drop_status_client(self, client):
-        del self.status_clients[client]
-        client.close()
-        self.status_paused_until = 0.0      # a descriptor is free again
-
-    def status(self):
-        """(HTTP status, JSON-able dict) of the server, from the scoreboard."""
-        workers = list(self.workers.values())
-        slots = [self.scoreboard.read(w.slot) for w in workers]
-        busy = sum(1 for slot in slots if slot[0])
-        served = self.served_by_gone + sum(slot[4] for slot in slots)
-        booted = sum(1 for w in workers if w.booted and w.retired_at is None)
-        draining = self.drain_until is not None or self.shutdown is not None
-        state = "draining" if draining else "ready" if booted else "starting"
-        return (200 if state == "ready" else 503), {
-            "status": state, "pid": self.pid, "workers": len(workers),
-            "workers_booted": booted, "workers_busy": busy, "workers_wanted": self.num_workers,
-            "threads": self.cfg.threads, "threads_busy": sum(slot[0] for slot in slots),
-            "requests": served, "uptime": round(time.monotonic() - self.started_at, 3),
-            "version": __version__}
-
-    def metrics(self):
-        """The server's metrics in Prometheus' text format 0.0.4: the gauges
-        from the scoreboard's slots; the counters summed over the live
-        workers' counter cells and what exited workers counted; the workers'
-        memory and CPU from /proc, now."""
-        workers = sorted(self.workers.values(), key=lambda w: w.age)
-        slots = [self.scoreboard.read(w.slot) for w in workers]
-        counted = self.counted_by_gone
-        for worker in workers:
-            counted = [a + b for a, b in zip(counted, self.scoreboard.read_counters(worker.slot))]
-        by_class = [0] * 10
-        by_method = [0] * (len(REQUEST_METHODS) + 1)
-        by_bucket = [0] * METHOD_STRIDE
-        reuses = 0
-        for cell in range(2 * REUSED):
-            count = counted[cell]
-            if count:
-                reused, rest = divmod(cell, REUSED)
-                status_class, rest = divmod(rest, CLASS_STRIDE)
-                method, bucket = divmod(rest, METHOD_STRIDE)
-                by_class[status_class] += count
-                by_method[method] += count
-                by_bucket[bucket] += count
-                reuses += count * reused
-        cumulative, buckets = 0, []
-        for bound, count in zip(DURATION_BUCKETS + (float("inf"),), by_bucket):
-            cumulative += count
-            buckets.append(("_bucket", (("le", bound),), cumulative))
-        usage = {w.pid: read_process_usage(w.pid) for w in workers}
-        usage = {pid: found for pid, found in usage.items() if found is not None}
-        booted = sum(1 for w in workers if w.booted and w.retired_at is None)
-        now = time.monotonic()
-        families = [
-            ("arbiter_build_info", "gauge", "The version of arbiter.py and of Python.",
-             [("", (("version", __version__), ("python", "%d.%d.%d" % sys.version_info[:3]),
-                    ("implementation", sys.implementation.name)), 1)]),
-            ("arbiter_start_time_seconds", "gauge", "When the master started, in Unix time.",
-             [("", (), self.start_time)]),
-            ("arbiter_uptime_seconds", "gauge", "Seconds since the master started.",
-             [("", (), round(now - self.started_at, 3))]),
-            ("arbiter_workers", "gauge", "Worker processes running (booting and stopping too).",
-             [("", (), len(workers))]),
-            ("arbiter_workers_wanted", "gauge", "Workers the master keeps (-w, TTIN, TTOU).",
-             [("", (), self.num_workers)]),
-            ("arbiter_workers_booted", "gauge", "Workers booted and serving.",
-             [("", (), booted)]),
-            ("arbiter_workers_busy", "gauge", "Workers with a request in an app slot.",
-             [("", (), sum(1 for slot in slots if slot[0]))]),
-            ("arbiter_threads", "gauge", "App slots (--threads) of the running workers.",
-             [("", (), self.cfg.threads * len(workers))]),
-            ("arbiter_threads_busy", "gauge", "App slots with a request.",
-             [("", (), sum(slot[0] for slot in slots))]),
-            ("arbiter_connections", "gauge", "Client connections the workers hold.",
-             [("", (), sum(slot[3] for slot in slots))]),
-            ("arbiter_connections_total", "counter", "Client connections accepted.",
-             [("", (), counted[CONNECTIONS_CELL])]),
-            ("arbiter_keepalive_reuses_total", "counter",
-             "Requests on a connection that had served one before.", [("", (), reuses)]),
-            ("arbiter_requests_total", "counter",
-             "Requests answered by the app, by status class.",
-             [("", (("status_class", "%dxx" % c),), by_class[c]) for c in range(10)
-              if 1 <= c <= 5 or by_class[c]]),
-            ("arbiter_requests_by_method_total", "counter",
-             "Requests answered by the app, by method.",
-             [("", (("method", method),), count)
-              for method, count in zip(REQUEST_METHODS + ("other",), by_method)]),
-            ("arbiter_request_duration_seconds", "histogram",
-             "Time in the app, from the call to the end of its response (the access "
-             "log's request time).",
-             buckets + [("_sum", (), counted[DURATION_SUM_CELL]), ("_count", (), cumulative)]),
-            ("arbiter_received_bytes_total", "counter",
-             "Bytes of request heads and bodies (decoded) received.",
-             [("", (), counted[RECEIVED_CELL])]),
-            ("arbiter_sent_bytes_total", "counter",
-             "Bytes of response heads and bodies sent (and error pages).",
-             [("", (), counted[SENT_CELL])]),
-            ("arbiter_rejected_requests_total", "counter",
-             "Requests refused before the app, by status.",
-             [("", (("status", str(status)),), counted[REJECTED_CELL[status]])
-              for status in REJECTED_STATUSES] +
-             ([("", (("status", "other"),), counted[REJECTED_OTHER_CELL])]
-              if counted[REJECTED_OTHER_CELL] else [])),
-            ("arbiter_worker_restarts_total", "counter", "Workers that exited, by cause.",
-             [("", (("cause", cause),), count) for cause, count in self.restarts.items()]),
-            ("arbiter_workers_resident_memory_bytes", "gauge",
-             "Resident memory of the running workers, summed.",
-             [("", (), sum(rss for rss, _ in usage.values()))]),
-            ("arbiter_worker_resident_memory_bytes", "gauge",
-             "Resident memory of each running worker.",
-             [("", (("pid", str(pid)),), rss) for pid, (rss, _) in usage.items()]),
-            ("arbiter_workers_cpu_seconds_total", "counter",
-             "CPU seconds of all workers, those that exited included.",
-             [("", (), round(self.cpu_of_gone + sum(cpu for _, cpu in usage.values()), 6))]),
-            ("arbiter_worker_cpu_seconds_total", "counter", "CPU seconds of each running worker.",
-             [("", (("pid", str(pid)),), cpu) for pid, (_, cpu) in usage.items()]),
-        ]
-        return "".join(prometheus_lines(*family) for family in families)
-
-    # -- signal handlers, in the docstring's order -------------------------
-
-    def handle_hup(self):
-        """Reload the config and the app; new workers replace the old ones."""
-        self.log.info("Hang up: %s", self.master_name)
-        sd_notify("RELOADING=1\nMONOTONIC_USEC=%d" % (time.monotonic() * 1e6), self.log)
-        self.reload()
-        sd_notify("READY=1", self.log)
-
-    def handle_term(self):
-        """Graceful stop; with --shutdown-delay, first keep serving (and say
-        "draining") for that long. A second TERM stops at once."""
-        if self.cfg.shutdown_delay and self.drain_until is None:
-            self.log.info("Draining: serving %ss more before stopping", self.cfg.shutdown_delay)
-            self.drain_until = time.monotonic() + self.cfg.shutdown_delay
-            sd_notify("STATUS=Draining", self.log)
-        else:
-            self.shutdown = "graceful"
-
-    def do_periodic_work(self):
-        """The systemd watchdog ping, the end of a --shutdown-delay, and the
-        worker gauges for statsd (once a second)."""
-        now = time.monotonic()
-        self.complaints.flush()
-        if self.log.statsd and now >= self.next_metrics:
-            self.next_metrics = now + 1.0
-            busy = sum(1 for w in self.workers.values() if self.scoreboard.read(w.slot)[0])
-            self.log.statsd.send("gunicorn.workers:%d|g\ngunicorn.workers.busy:%d|g"
-                                 % (len(self.workers), busy))
-        if self.watchdog_interval and now >= self.next_watchdog:
-            sd_notify("WATCHDOG=1", self.log)
-            self.next_watchdog = now + self.watchdog_interval
-        if self.drain_until is not None and now >= self.drain_until:
-            self.shutdown = "graceful"
-
-    def handle_int(self):
-        self.shutdown = "quick"
-
-    def handle_quit(self):
-        self.shutdown = "quick"
-
-    def handle_ttin(self):
-        if self.num_workers >= WORKERS_MOST:
-            self.log.warning("TTIN ignored: already %d workers", self.num_workers)
-            return
-        self.set_num_workers(self.num_workers + 1)
-
-    def handle_ttou(self):
-        if self.num_workers > 1:
-            self.set_num_workers(self.num_workers - 1)
-
-    def handle_usr1(self):
-        self.log.reopen()
-        self.kill_workers(signal.SIGUSR1)
-
-    def handle_usr2(self):
-        self.reexec()
-
-    def handle_winch(self):
-        self.log.info("graceful stop of workers")
-        self.set_num_workers(0)
-
-    def handle_chld(self):
-        self.reap_workers()
-
-    def set_num_workers(self, number):
-        old, self.num_workers = self.num_workers, number
-        self.call_hook("nworkers_changed", self, number, old)
-
-    # -- reload, re-exec, promotion ----------------------------------------
-
-    def reload(self):
-        """In the master, on HUP: re-read the config (same argv), reopen the
-        logs, rebind if the addresses changed, and start a new generation of
-        workers; the old ones stop only as the new ones have booted."""
-        old_cfg = self.cfg
-        if self.argv is not None:
-            try:
-                cfg = load_config(self.argv, os.environ, config=old_cfg.config)
-                cfg.app_uri = cfg.app_uri or old_cfg.app_uri
-                check_before_start(cfg)
-                self.log.setup(cfg)
-                self.ssl_context = make_ssl_context(cfg)
-            except (ConfigError, HaltServer, SystemExit) as exc:
-                self.log.error("Reload: the new config is not usable, keeping the old "
-                               "one: %s", getattr(exc, "reason", exc))
-                self.log.setup(old_cfg)
-            else:
-                self.cfg = cfg
-                self.log_configuration()
-        if self.cfg.bind != old_cfg.bind:
-            try:
-                listeners = create_listeners(self.cfg, self.log)
-            except (ConfigError, HaltServer) as exc:
-                self.log.error("Reload: can not bind %s, keeping %s: %s", self.cfg.bind,
-                               old_cfg.bind, getattr(exc, "reason", exc))
-                self.cfg.bind = old_cfg.bind
-            else:
-                close_listeners(self.listeners, unlink=True)
-                self.listeners = listeners
-                for listener in self.listeners:
-                    self.log.info("Listening at: %s (%s)", listener_url(listener), self.pid)
-        set_process_title("master [%s]" % self.proc_name)
-        self.call_hook("on_reload", self)
-        self.set_num_workers(self.cfg.workers)     # nworkers_changed, as gunicorn's reload
-        self.previous_generation, self.generation = self.generation, self.worker_age + 1
-        self.manage_workers()
-
-    def reexec(self):
-        """In the master, on USR2: fork and exec a new master (same interpreter,
-        same argv, same cwd) that inherits the listening sockets."""
-        if self.reexec_pid:
-            self.log.warning("USR2 signal ignored. Child exists.")
-            return
-        if self.master_pid:
-            self.log.warning("USR2 signal ignored. Parent exists.")
-            return
-        master_pid = os.getpid()
-        self.reexec_pid = os.fork()
-        if self.reexec_pid:
-            return
-        try:
-            environ = dict(os.environ, GUNICORN_PID=str(master_pid))
-            fds = [listener.fileno() for listener in self.listeners]
-            for fd in fds:
-                os.set_inheritable(fd, True)
-            if self.systemd:
-                environ["LISTEN_PID"] = str(os.getpid())
-                environ["LISTEN_FDS"] = str(len(fds))
-            else:
-                environ["GUNICORN_FD"] = ",".join(map(str, fds))
-            os.chdir(self.start_cwd)
-            self.call_hook("pre_exec", self)
-            os.execve(self.start_argv[0], self.start_argv, environ)
-        except BaseException:
-            self.log.exception("Re-exec of %s failed", self.start_argv)
-        finally:
-            os._exit(1)
-
-    def maybe_promote_master(self):
-        """A re-exec'd master whose parent has gone becomes the master."""
-        if not self.master_pid or self.master_pid == os.getppid():
-            return
-        self.log.info("Master has been promoted.")
-        self.master_pid = 0
-        self.master_name = "Master"
-        os.environ.pop("GUNICORN_PID", None)
-        if self.pidfile is not None:
-            self.pidfile.rename(self.cfg.pidfile)
-        set_process_title("master [%s]" % self.proc_name)
-        sd_notify("MAINPID=%d\nREADY=1" % self.pid, self.log)
-
-    # -- workers -----------------------------------------------------------
-
-    def manage_workers(self):
-        """Bring the workers to ``num_workers`` of the current generation.
-
-        New workers are forked first; a worker of an older generation (before
-        a reload) stops only once a booted new worker can take its place, so
-        capacity never dips. Extra workers (TTOU, WINCH) stop oldest first.
-        """
-        serving = [w for w in self.workers.values() if w.retired_at is None]
-        current = sorted((w for w in serving if w.generation >= self.generation),
-                         key=lambda w: w.age)
-        outdated = sorted((w for w in serving if w.generation < self.generation),
-                          key=lambda w: (w.booted, w.age))
-        for _ in range(self.num_workers - len(current)):
-            worker = self.spawn_worker() if self.may_spawn() else None
-            if worker is None:
-                break
-            current.append(worker)
-        extra = len(current) - self.num_workers
-        for worker in current[:max(0, extra)]:
-            self.retire_worker(worker)
-        booted_current = sum(1 for w in current[max(0, extra):] if w.booted)
-        keep_outdated = max(0, self.num_workers - booted_current)
-        for worker in outdated[:max(0, len(outdated) - keep_outdated)]:
-            self.retire_worker(worker)
-        count = sum(1 for w in self.workers.values() if w.retired_at is None)
-        if count != self.logged_worker_count:
-            self.logged_worker_count = count
-            self.log.debug("%d workers", count)
-
-    def may_spawn(self):
-        """May another worker be forked now? Not during the backoff after
-        workers that died as they started, nor while BOOTING_MOST are
-        booting. A worker that has lived past FAILED_START_WINDOW since the
-        last failed start ends the backoff."""
-        now = time.monotonic()
-        if self.failed_starts and any(
-                w.booted and w.spawned_at > self.last_failed_start and
-                now - w.spawned_at > FAILED_START_WINDOW for w in self.workers.values()):
-            self.failed_starts = 0
-        if now < self.spawn_not_before:
-            return False
-        return sum(1 for w in self.workers.values() if not w.booted) < BOOTING_MOST
-
-    def note_failed_start(self, worker, reason):
-        """A worker died as it started: the next spawn waits (see may_spawn)."""
-        now = time.monotonic()
-        self.failed_starts += 1
-        self.last_failed_start = now
-        delay = min(SPAWN_BACKOFF_MAX, SPAWN_BACKOFF_MIN * 2 ** (self.failed_starts - 1))
-        self.spawn_not_before = now + delay
-        who = "Worker (pid:%s)" % worker.pid if worker.pid else "A new worker"
-        self.log.error("%s %s (%d in a row); next spawn in %.1fs",
-                       who, reason, self.failed_starts, delay)
-
-    def spawn_worker(self):
-        """Fork one worker (None if fork() failed). In the child this never
-        returns: os._exit()."""
-        self.worker_age += 1
-        worker = WorkerRecord(self.worker_age, self.generation, self.scoreboard.claim(),
-                              self.scoreboard, self.cfg, self.log, self.listeners)
-        self.call_hook("pre_fork", self, worker)
-        # Signals wait (blocked) until the child has its own handlers: one
-        # that arrived in between would go to the master's handler and be lost.
-        signal.pthread_sigmask(signal.SIG_BLOCK, SIGNAL_NAMES)
-        try:
-            pid = os.fork()
-        except OSError as exc:
-            # No memory or process slot for a worker now (EAGAIN, ENOMEM):
-            # the master carries on and tries again after a backoff.
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNAL_NAMES)
-            self.scoreboard.release(worker.slot)
-            self.note_failed_start(worker, "could not be forked: %s" % exc.strerror)
-            return None
-        if pid:
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNAL_NAMES)
-            worker.pid = pid
-            worker.channel[1].close()
-            worker.poke[1].close()
-            self.workers[pid] = worker
-            return worker
-        exit_code = 1
-        record = worker
-        try:
-            record.pid = os.getpid()
-            self.forget_master_state()
-            set_process_title("worker [%s]" % self.proc_name)
-            self.log.info("Booting worker with pid: %s", record.pid)
-            worker = Worker(record, self.pid, self.listeners, self.app, self.cfg, self.log,
-                            self.scoreboard, self.ssl_context)
-            self.call_hook("post_fork", self, worker)
-            worker.run()
-            exit_code = 0
-        except SystemExit as exc:
-            exit_code = exc.code if isinstance(exc.code, int) else 1
-        except AppImportError as exc:
-            self.log.error("%s", exc)
-            exit_code = exc.exit_status
-        except BaseException:
-            self.log.exception("Exception in worker process")
-            exit_code = 1 if worker.booted else WORKER_BOOT_ERROR
-        finally:
-            try:
-                self.log.info("Worker exiting (pid: %s)", record.pid)
-                self.call_hook("worker_exit", self, worker)
-                self.log.close()
-            finally:
-                os._exit(exit_code)
-
-    def forget_master_state(self):
-        """In a new worker: drop what belongs to the master."""
-        signal.set_wakeup_fd(-1)
-        for fd in self.wakeup_pipe:
-            os.close(fd)
-        for other in self.workers.values():
-            other.channel[0].close()
-            other.poke[0].close()
-        self.workers = {}
-        if self.status_listener is not None:
-            self.status_listener.close()
-        for client in list(self.status_clients):
-            client.close()
-        self.status_clients = {}
-        self.signal_queue.clear()
-
-    # -- connections handed between workers (fair dispatch) ---------------
-
-    def pass_connections_on(self, source):
-        """In the master: connections a busy worker handed over (each one's
-        request is waiting, or it was just accepted) go on to the worker
-        with a free app slot and the fewest connections. The master only
-        holds the descriptor for that moment; a connection nobody can take
-        is closed (the client sees a clean close, not a hang)."""
-        while True:
-            try:
-                message, fds = receive_connection(source.channel[0])
-            except BlockingIOError:
-                return
-            except OSError:
-                return
-            if message is None or not fds:
-                continue        # a wake-up (the worker asked for a successor)
-            try:
-                for target in self.workers_to_take_over(source):
-                    try:
-                        send_connection(target.channel[0], message, fds[0])
-                    except OSError:
-                        continue
-                    break
-                else:
-                    self.log.debug("No worker could take a handed-over connection")
-            finally:
-                for fd in fds:
-                    os.close(fd)
-
-    def hurry_stuck_workers(self, now):
-        """Sync workers: one whose app has had the same request since our
-        last look (HANDOFF_DELAY ago at least), while another worker is
-        free, is poked to hand over the connections whose next request has
-        arrived (Worker.watch_while_in_app). A master that woke late is in
-        a machine whose CPUs are all taken: then every worker is slow, and
-        moving connections would not help."""
-        late = now - self.last_hurry > 3 * HANDOFF_DELAY
-        self.last_hurry = now
-        if self.cfg.threads > 1 or len(self.workers) < 2:
-            return
-        serving = [(w, self.scoreboard.read(w.slot)) for w in self.workers.values()
-                   if w.booted and w.retired_at is None]
-        if not any(not slot[0] and slot[2] == SERVING and not slot[1] for _, slot in serving):
-            return
-        for worker, (busy, _, _, connections, _, _, app_since) in serving:
-            stuck = busy and app_since and app_since == worker.seen_in_app and \
-                now - app_since > HANDOFF_DELAY
-            worker.seen_in_app = app_since if busy else 0.0
-            if stuck and connections > 1 and not late:
-                try:
-                    worker.poke[0].send(b"!")
-                except OSError:
-                    pass        # a poke is waiting already
-
-    def workers_to_take_over(self, source):
-        """Workers that may take a connection from ``source``, best first:
-        booted, serving, forked with the same listeners; free app slots
-        first, then the fewest connections. ``source`` comes last: if
-        nobody else can, it keeps the connection."""
-        threads = self.cfg.threads
-        candidates = []
-        for worker in self.workers.values():
-            if worker is source or worker.retired_at is not None or \
-                    worker.generation == OUTDATED or worker.listeners is not source.listeners:
-                continue
-            busy, recycle, booted, connections = self.scoreboard.read(worker.slot)[:4]
-            if booted == SERVING and not recycle:
-                candidates.append((busy >= threads, busy, connections, worker.age, worker))
-        candidates.sort(key=lambda c: c[:4])
-        return [c[-1] for c in candidates] + [source]
-
-    def retire_worker(self, worker, sig=signal.SIGTERM):
-        worker.retired_at = time.monotonic()
-        self.kill_worker(worker.pid, sig)
-
-    def kill_workers(self, sig):
-        for pid in list(self.workers):
-            self.kill_worker(pid, sig)
-
-    def kill_worker(self, pid, sig):
-        try:
-            os.kill(pid, sig)
-        except ProcessLookupError:
-            pass  # already gone: reap_workers will see it
-
-    def murder_workers(self):
-        """Abort workers silent for longer than ``timeout`` (SIGABRT makes the
-        worker log its stack and request), then SIGKILL them after a grace;
-        kill retired workers still alive after ``graceful_timeout``."""
-        now = time.monotonic()
-        for worker in list(self.workers.values()):
-            if worker.aborted_at is not None:
-                if now - worker.aborted_at >= ABORT_GRACE:
-                    self.kill_worker(worker.pid, signal.SIGKILL)
-                continue
-            if worker.retired_at is not None and now - worker.retired_at > self.cfg.graceful_timeout:
-                self.log.warning("Worker (pid:%s) did not stop within the graceful timeout; "
-                                 "killing it", worker.pid)
-                worker.aborted_at = now - ABORT_GRACE
-                self.kill_worker(worker.pid, signal.SIGKILL)
-                continue
-            busy, recycle, booted, _, _, last_beat, app_since = self.scoreboard.read(worker.slot)
-            worker.booted = worker.booted or bool(booted)
-            if not worker.booted and self.cfg.boot_timeout and \
-                    now - worker.spawned_at > self.cfg.boot_timeout:
-                self.log.error("Worker (pid:%s) did not boot within %ss (--boot-timeout)",
-                               worker.pid, self.cfg.boot_timeout)
-                raise HaltServer("Worker boot timeout.", WORKER_BOOT_ERROR)
-            if worker.generation != OUTDATED and recycle:
-                worker.generation = OUTDATED    # replaced as soon as its successor boots
-            # A sync worker's app is timed from the request's start (time
-            # spent waiting for a slow client excepted); otherwise the
-            # heartbeat says whether the worker's loop is stuck. A time from
-            # before the worker was spawned is not its own (twice, in
-            # loaded test runs, an idle worker was read as silent for the
-            # machine's uptime, and killed): it counts from the spawn.
-            since = max(app_since if busy and app_since else last_beat, worker.spawned_at)
-            if self.cfg.timeout and now - since > self.cfg.timeout:
-                self.log.critical("WORKER TIMEOUT (pid:%s)", worker.pid)
-                self.log.info("Worker (pid:%s) %s %.1f s (--timeout %s)", worker.pid,
-                              "had its request in the app for" if since == app_since else
-                              "gave no sign of life for", now - since, self.cfg.timeout)
-                worker.aborted_at = now
-                self.kill_worker(worker.pid, signal.SIGABRT)
-
-    def reap_workers(self):
-        """Collect exited children; a worker that fails while booting stops the
-        server (or, during a reload, only the reload)."""
-        while True:
-            try:
-                pid, status, usage = os.wait4(-1, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if not pid:
-                return
-            if pid == self.reexec_pid:
-                self.reexec_pid = 0
-                self.log.info("The re-exec'd master (pid:%s) exited", pid)
-                continue
-            worker = self.workers.pop(pid, None)
-            if worker is None:
-                continue
-            slot = self.scoreboard.read(worker.slot)
-            booted = worker.booted or slot[2]
-            self.served_by_gone += slot[4]
-            self.counted_by_gone = [a + b for a, b in zip(
-                self.counted_by_gone, self.scoreboard.read_counters(worker.slot))]
-            self.cpu_of_gone += usage.ru_utime + usage.ru_stime
-            self.restarts[self.restart_cause(worker, status)] += 1
-            self.log_worker_exit(worker, status)
-            self.scoreboard.release(worker.slot)
-            worker.channel[0].close()   # with any connection still on its way to it
-            worker.poke[0].close()
-            self.call_hook("child_exit", self, worker)
-            code = os.waitstatus_to_exitcode(status) if hasattr(os, "waitstatus_to_exitcode") \
-                else (status >> 8)
-            if booted or code not in (WORKER_BOOT_ERROR, APP_LOAD_ERROR):
-                self.check_start(worker, booted, slot[1])
-                continue
-            reason = "App failed to load." if code == APP_LOAD_ERROR else "Worker failed to boot."
-            if worker.generation > self.previous_generation and \
-                    any(w.generation < self.generation for w in self.workers.values()):
-                self.log.error("Reload failed: %s Keeping the running workers.", reason)
-                self.generation = self.previous_generation
-                for other in self.workers.values():
-                    if other.generation > self.generation and other.retired_at is None:
-                        self.retire_worker(other)
-                continue
-            if self.still_serving():
-                # TTIN, or a replacement: the app (or the system) broke
-                # since the others booted. They go on; we try again later.
-                self.note_failed_start(worker, "failed to boot: %s Keeping the %d running "
-                                       "workers" % (reason, self.still_serving()))
-                continue
-            raise HaltServer(reason, code)
-
-    def restart_cause(self, worker, status):
-        """Why a worker exited, as one of RESTART_CAUSES: it asked to be
-        recycled; its loop or app overran --timeout; the master stopped it,
-        for a new generation (HUP) or not (TTOU, WINCH, a stop); it exited
-        cleanly on its own (--reload saw a change); or it failed."""
-        recycled = self.scoreboard.read(worker.slot)[1]
-        if recycled:
-            return RECYCLE_CAUSES[recycled]
-        if worker.retired_at is not None:
-            return "reload" if worker.generation != self.generation else "stopped"
-        if worker.aborted_at is not None:
-            return "timeout"
-        if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
-            return "reload"
-        return "crash"
-
-    def check_start(self, worker, booted, recycled):
-        """In the master, for a worker that exited: one that died as it
-        started (neither asked to stop nor recycled, before it booted or
-        within FAILED_START_WINDOW) counts towards the spawn backoff."""
-        if worker.retired_at is not None or worker.aborted_at is not None or recycled or \
-                worker.generation == OUTDATED:
-            return
-        lived = time.monotonic() - worker.spawned_at
-        if not booted:
-            self.note_failed_start(worker, "died before it booted")
-        elif lived < FAILED_START_WINDOW:
-            self.note_failed_start(worker, "died %.1fs after it started" % lived)
-
-    def still_serving(self):
-        """How many booted workers of the current generation still serve
-        (booted as the scoreboard says now: murder_workers() may not have
-        looked since)."""
-        return sum(1 for w in self.workers.values()
-                   if (w.booted or self.scoreboard.read(w.slot)[2]) and w.retired_at is None
-                   and w.generation >= self.generation)
-
-    def log_worker_exit(self, worker, status):
-        """Say why a worker died: exit code, signal, timeout or recycling,
-        and how many client connections it still held (they went with it)."""
-        _, recycled, _, connections = self.scoreboard.read(worker.slot)[:4]
-        if worker.aborted_at is not None:
-            cause = "timeout"
-        elif recycled:
-            cause = "recycled: %s" % RECYCLE_REASONS[recycled]
-        elif worker.retired_at is not None:
-            cause = "stopped"
-        else:
-            cause = "unexpected"
-        if os.WIFSIGNALED(status):
-            sig = os.WTERMSIG(status)
-            try:
-                name = signal.Signals(sig).name
-            except ValueError:
-                name = sig
-            if sig == signal.SIGKILL and cause == "unexpected":
-                self.log.error("Worker (pid:%s) was sent SIGKILL! Perhaps out of memory?",
-                               worker.pid)
-            else:
-                level = logging.INFO if cause == "stopped" else logging.ERROR
-                self.log.log(level, "Worker (pid:%s) was sent %s! (%s)", worker.pid, name, cause)
-        else:
-            code = os.WEXITSTATUS(status)
-            if code:
-                self.log.error("Worker (pid:%s) exited with code %s (%s)", worker.pid, code, cause)
-            else:
-                self.log.info("Worker (pid:%s) exited (%s)", worker.pid, cause)
-        if connections and (os.WIFSIGNALED(status) or os.WEXITSTATUS(status)):
-            self.log.warning("%d client connection%s closed with worker %s", connections,
-                             "s were" if connections > 1 else " was", worker.pid)
-
-    # -- stop and halt -----------------------------------------------------
-
-    def stop(self, graceful=True):
-        """Close the listeners, stop the workers (TERM: finish requests; QUIT:
-        now), wait up to ``graceful_timeout``, then SIGKILL what is left."""
-        sd_notify("STOPPING=1", self.log)
-        unlink = not (self.reexec_pid or self.master_pid or self.systemd
-                      or self.cfg.reuse_port)
-        close_listeners(self.listeners, unlink)
-        self.listeners = []
-        for worker in list(self.workers.values()):
-            self.retire_worker(worker, signal.SIGTERM if graceful else signal.SIGQUIT)
-        self.wait_for_workers(self.cfg.graceful_timeout)
-        if self.workers:
-            self.kill_workers(signal.SIGKILL)
-            self.wait_for_workers(5.0)
-
-    def wait_for_workers(self, seconds):
-        deadline = time.monotonic() + seconds
-        while self.workers and time.monotonic() < deadline:
-            self.sleep(min(0.5, deadline - time.monotonic()))
-            try:
-                self.reap_workers()
-            except HaltServer:
-                pass  # already stopping
-
-    def halt(self, reason=None, exit_status=0, graceful=True):
-        """Stop everything, remove the pidfile, run on_exit; the exit status."""
-        self.stop(graceful)
-        # A failure is an ERROR, so that it survives --log-level error.
-        log = self.log.info if exit_status == 0 else self.log.error
-        log("Shutting down: %s", self.master_name)
-        if reason is not None:
-            log("Reason: %s", reason)
-        if self.pidfile is not None:
-            self.pidfile.unlink()
-        if self.status_listener is not None:
-            close_listeners([self.status_listener], unlink=True)
-        for client in list(self.status_clients):
-            self.drop_status_client(client)
-        self.call_hook("on_exit", self)
-        self.log.close()
-        return exit_status
-
-
-def make_ssl_context(cfg):
-    """The server's SSLContext (None without ``certfile``), made through the
-    ``ssl_context`` hook with gunicorn's signature."""
-    if not cfg.certfile:
-        return None
-    enable_tls()
-
-    def default_ssl_context_factory():
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=cfg.ca_certs)
-        context.load_cert_chain(cfg.certfile, cfg.keyfile)
-        context.verify_mode = ssl.VerifyMode(cfg.cert_reqs)
-        if cfg.ciphers:
-            context.set_ciphers(cfg.ciphers)
-        return context
-
-    try:
-        return cfg.ssl_context(cfg, default_ssl_context_factory)
-    except (OSError, ValueError) as exc:
-        raise HaltServer("TLS settings: %s" % exc, 1) from None
-
-
-def enable_tls():
-    """Import ssl (only when a certificate is configured) and teach the
-    connection code its want-read/want-write errors."""
-    global ssl, WANT_READ, WANT_WRITE
-    try:
-        import ssl
-    except ImportError:
-        raise HaltServer("TLS needs the ssl module, which this Python lacks", 1) from None
-    WANT_READ = (BlockingIOError, ssl.SSLWantReadError)
-    WANT_WRITE = (ssl.SSLWantWriteError,)
-
-
-def reexec_argv():
-    """The command that started us, to start a new master the same way
-    (``python arbiter.py``, ``python -m arbiter``, a symlink or a zipapp)."""
-    if getattr(sys, "orig_argv", None):
-        return [sys.executable] + list(sys.orig_argv[1:])
-    return [sys.executable] + [os.path.abspath(sys.argv[0])] + sys.argv[1:]
-
+# Scoreboard and heartbeat: the memory master and workers share
 
 # The metric counters of one worker: a block of 8-byte cells in the
 # scoreboard's second mmap, written only by the worker's loop thread (it
@@ -2454,55 +1388,1036 @@ class Heartbeat:
         pass
 
 
-# Prometheus' text exposition format, version 0.0.4 (what every Prometheus
-# server and client library reads): per metric a HELP and a TYPE line, then
-# one line per sample, ``name{label="value",...} number``.
-PROMETHEUS_CONTENT_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
+# ---------------------------------------------------------------------------
+# The Arbiter: the master process
+# ---------------------------------------------------------------------------
+
+class Arbiter:
+    """The master: keeps ``num_workers`` workers alive and answers signals.
+
+    It never serves a request itself. Everything it does happens in ``run()``,
+    one step at a time, so no signal handler ever runs master logic.
+    """
+
+    def __init__(self, cfg, app=None, argv=None):
+        self.cfg = cfg
+        self.argv = argv                # re-read on HUP; None: cfg is fixed
+        self.app = app                  # set when the app is preloaded
+        self.log = Log(cfg)
+        self.pid = None
+        self.master_pid = 0             # our parent, while we are a re-exec'd master
+        self.master_name = "Master"
+        self.reexec_pid = 0             # our re-exec'd child, until it exits
+        self.pidfile = None
+        self.listeners = []
+        self.ssl_context = None
+        self.systemd = False
+        self.workers = {}               # pid -> WorkerRecord
+        self.worker_class = Worker      # gunicorn's attribute: the class of the workers
+        self.worker_age = 0
+        self.num_workers = cfg.workers
+        self.logged_worker_count = None     # the last "N workers" debug line
+        self.generation = 0             # workers of an older one are replaced
+        self.previous_generation = 0
+        self.signal_queue = collections.deque()
+        self.wakeup_pipe = None
+        self.shutdown = None            # "graceful" or "quick" once asked to stop
+        self.drain_until = None         # TERM with --shutdown-delay: serve until then
+        self.scoreboard = None
+        self.status_listener = None
+        self.status_clients = {}        # socket -> [deadline, bytes received, reply or None]
+        self.status_paused_until = 0.0  # accept() failed for want of descriptors
+        self.complaints = Complaints(self.log)
+        self.failed_starts = 0          # workers in a row that died as they started
+        self.last_failed_start = 0.0
+        self.spawn_not_before = 0.0     # the backoff after failed starts
+        self.started_at = time.monotonic()
+        self.start_time = time.time()   # the same moment, for arbiter_start_time_seconds
+        self.watchdog_interval = systemd_watchdog_interval()
+        self.next_watchdog = 0.0
+        self.next_metrics = 0.0
+        self.served_by_gone = 0         # requests served by workers that exited
+        # What workers that exited counted (their counter cells, summed), their
+        # CPU seconds, and how many exited for each of RESTART_CAUSES: the
+        # metrics' counters never go back when a worker goes.
+        self.counted_by_gone = [0] * COUNTER_CELLS
+        self.counted_by_gone[DURATION_SUM_CELL] = 0.0
+        self.cpu_of_gone = 0.0
+        self.restarts = dict.fromkeys(RESTART_CAUSES, 0)
+        self.last_hurry = 0.0           # see hurry_stuck_workers
+        self.start_cwd = os.getcwd()
+        self.start_argv = reexec_argv()
+
+    @property
+    def proc_name(self):
+        return self.cfg.name + (".2" if self.master_pid else "")
+
+    # gunicorn's names of the master's state, which hooks use (its own
+    # examples/when_ready.conf.py watches ``server.WORKERS`` from a thread).
+    # Upper case for the sake of those hooks.
+
+    @property
+    def WORKERS(self):
+        """pid -> worker, the same dict as ``workers``."""
+        return self.workers
+
+    @property
+    def LISTENERS(self):
+        return self.listeners
+
+    @property
+    def timeout(self):
+        return self.cfg.timeout
+
+    @property
+    def address(self):
+        """The ``bind`` addresses as gunicorn's cfg.address has them:
+        (host, port), a unix socket's path, or an fd's number."""
+        return [parse_address(address)[1] for address in self.cfg.bind]
 
 
-def prometheus_lines(name, kind, help_text, samples):
-    """The text of one metric: ``samples`` are (name suffix, ((label,
-    value), ...), number); a histogram's suffixes are _bucket, _sum, _count."""
-    lines = ["# HELP %s %s\n" % (name, help_text.replace("\\", "\\\\").replace("\n", "\\n")),
-             "# TYPE %s %s\n" % (name, kind)]
-    for suffix, labels, value in samples:
-        if labels:
-            suffix += "{%s}" % ",".join('%s="%s"' % (label, prometheus_label_value(text))
-                                        for label, text in labels)
-        lines.append("%s%s %s\n" % (name, suffix, prometheus_number(value)))
-    return "".join(lines)
+    # -- run/start ---------------------------------------------------------
+
+    def run(self):
+        """In the master: start, then loop until a stop; return the exit status."""
+        try:
+            self.start()
+            while True:
+                self.maybe_promote_master()
+                self.do_periodic_work()
+                # Every queued signal first: workers that died of the same
+                # Ctrl-C as the master must not be replaced on its way out.
+                while self.signal_queue and self.shutdown is None:
+                    name = SIGNAL_NAMES[self.signal_queue.popleft()]
+                    if name != "chld":
+                        self.log.info("Handling signal: %s", name)
+                    getattr(self, "handle_" + name)()
+                if self.shutdown is not None:
+                    return self.halt(graceful=self.shutdown == "graceful")
+                self.reap_workers()
+                self.check_workers()
+                self.hurry_stuck_workers(time.monotonic())
+                self.manage_workers()
+                self.sleep(self.next_deadline())
+        except HaltServer as exc:
+            # Something is broken (a worker can not boot, an address is taken):
+            # stop at once; a worker stuck importing the app can not drain.
+            return self.halt(exc.reason, exc.exit_status, graceful=False)
+        except ConfigError as exc:
+            return self.halt(str(exc), 1, graceful=False)
+        except KeyboardInterrupt:
+            return self.halt(graceful=False)
+        except Exception:
+            self.log.exception("Unhandled exception in the master loop")
+            return self.halt("unhandled exception", 1, graceful=False)
+
+    def start(self):
+        """In the master, once: pidfile, listeners, signals, then when_ready."""
+        self.log.info("Starting arbiter.py %s", __version__)
+        self.log_configuration()
+        if "GUNICORN_PID" in os.environ:
+            self.master_pid = int(os.environ["GUNICORN_PID"])
+            self.master_name = "Master.2"
+        self.pid = os.getpid()
+        set_process_title("master [%s]" % self.proc_name)
+        self.call_hook("nworkers_changed", self, self.num_workers, None)   # as gunicorn does
+        self.call_hook("on_starting", self)
+        self.init_signals()
+        if self.cfg.pidfile:
+            self.pidfile = Pidfile(self.cfg.pidfile + (".2" if self.master_pid else ""))
+            self.pidfile.create(self.pid)
+        if self.cfg.preload_app and self.app is None:
+            self.app = load_app_or_halt(self.cfg, self.log)
+        self.ssl_context = make_ssl_context(self.cfg)
+        self.listeners, self.systemd = inherited_listeners(self.log)
+        if not self.listeners:
+            self.listeners = create_listeners(self.cfg, self.log)
+        self.log.debug("Arbiter booted")
+        for listener in self.listeners:
+            self.log.info("Listening at: %s (%s)", listener_url(listener), self.pid)
+        self.log.info("Using worker: %s", "gthread" if self.cfg.threads > 1 or
+                      self.cfg.worker_class == "gthread" else "sync")
+        if self.app is None and self.cfg.app_uri is None:
+            # gunicorn refuses to start here; say loudly what answers instead.
+            self.log.warning("No application module named (APP_MODULE or wsgi_app): "
+                             "serving the built-in demo app")
+        for warning in self.cfg.warnings:
+            self.log.warning("%s", warning)
+        self.scoreboard = Scoreboard()
+        if self.cfg.status_bind:
+            self.status_listener = create_status_listener(self.cfg, self.log)
+            self.status_listener.setblocking(False)
+        prepare_memory_for_fork()
+        self.call_hook("when_ready", self)
+        # A re-exec'd master says it is ready only once promoted: until then
+        # the old master is systemd's main process (and may yet be kept).
+        if not self.master_pid:
+            sd_notify("READY=1\nMAINPID=%d\nSTATUS=Serving on %s" % (
+                self.pid, ", ".join(listener_url(s) for s in self.listeners)), self.log)
+
+    def log_configuration(self):
+        """gunicorn's debug lines of the resolved settings (at start and on
+        each reload): "Current configuration:", then "  name: value"."""
+        if self.log.error_log.isEnabledFor(logging.DEBUG):
+            self.log.debug("Current configuration:\n%s", "\n".join(
+                "  %s: %s" % item for item in self.cfg.items()))
+
+    def init_signals(self):
+        """Signal handlers only record; a byte on the self-pipe wakes sleep()."""
+        if self.wakeup_pipe:
+            for fd in self.wakeup_pipe:
+                os.close(fd)
+        self.wakeup_pipe = os.pipe()
+        for fd in self.wakeup_pipe:
+            os.set_blocking(fd, False)
+        signal.set_wakeup_fd(self.wakeup_pipe[1])
+        for signum in SIGNAL_NAMES:
+            signal.signal(signum, self.record_signal)
+
+    def record_signal(self, signum, frame):
+        if signum == signal.SIGCHLD and signal.SIGCHLD in self.signal_queue:
+            return  # one reap handles every exited child
+        self.signal_queue.append(signum)
+
+    def sleep(self, timeout):
+        """Wait for a signal (its byte on the self-pipe), a status client, or
+        the timeout."""
+        waiting = [self.wakeup_pipe[0]]
+        writing = []
+        if self.status_listener is not None:
+            if self.status_paused_until <= time.monotonic():
+                waiting.append(self.status_listener)
+            else:
+                timeout = min(timeout, self.status_paused_until - time.monotonic())
+        for client, (deadline, _, reply) in self.status_clients.items():
+            (waiting if reply is None else writing).append(client)
+            timeout = min(timeout, deadline - time.monotonic())
+        channels = {w.channel[0]: w for w in self.workers.values()}
+        waiting.extend(channels)
+        try:
+            ready, writable, _ = select.select(waiting, writing, [], max(0.0, timeout))
+        except InterruptedError:
+            return
+        for channel in ready:
+            if channel in channels:
+                self.pass_connections_on(channels[channel])
+        if self.status_listener in ready:
+            self.answer_status()
+        for client in ready + writable:
+            if client in self.status_clients:
+                self.serve_status_client(client)
+        if self.status_clients:
+            self.expire_status_clients()
+        if self.wakeup_pipe[0] in ready:
+            try:
+                while os.read(self.wakeup_pipe[0], 4096):
+                    pass
+            except BlockingIOError:
+                pass
+
+    def next_deadline(self):
+        """Seconds until something may need doing: at most one."""
+        now = time.monotonic()
+        soonest = 1.0
+        if self.drain_until is not None:
+            soonest = min(soonest, self.drain_until - now)
+        if self.watchdog_interval:
+            soonest = min(soonest, self.next_watchdog - now)
+        for worker in self.workers.values():
+            if worker.aborted_at is not None:
+                soonest = min(soonest, worker.aborted_at + ABORT_GRACE - now)
+            elif not worker.booted and len(self.workers) < self.num_workers:
+                soonest = min(soonest, 0.05)    # more to spawn once it has booted
+        if self.spawn_not_before > now:
+            soonest = min(soonest, self.spawn_not_before - now)
+        if self.cfg.threads == 1 and len(self.workers) > 1:
+            soonest = min(soonest, HANDOFF_DELAY)   # see hurry_stuck_workers
+        return soonest
+
+    def call_hook(self, name, *args):
+        """Run a server hook; an exception in it is logged, not fatal."""
+        try:
+            return getattr(self.cfg, name)(*args)
+        except Exception:
+            self.log.exception("Exception in the %s hook", name)
 
 
-def prometheus_label_value(value):
-    if isinstance(value, float):
-        return prometheus_number(value)
-    return str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    # -- periodic work -----------------------------------------------------
+
+    def do_periodic_work(self):
+        """The systemd watchdog ping, the end of a --shutdown-delay, and the
+        worker gauges for statsd (once a second)."""
+        now = time.monotonic()
+        self.complaints.flush()
+        if self.log.statsd and now >= self.next_metrics:
+            self.next_metrics = now + 1.0
+            busy = sum(1 for w in self.workers.values() if self.scoreboard.read(w.slot)[0])
+            self.log.statsd.send("gunicorn.workers:%d|g\ngunicorn.workers.busy:%d|g"
+                                 % (len(self.workers), busy))
+        if self.watchdog_interval and now >= self.next_watchdog:
+            sd_notify("WATCHDOG=1", self.log)
+            self.next_watchdog = now + self.watchdog_interval
+        if self.drain_until is not None and now >= self.drain_until:
+            self.shutdown = "graceful"
 
 
-def prometheus_number(value):
-    if isinstance(value, float):
-        if value == float("inf"):
-            return "+Inf"
-        return repr(value)
-    return str(value)
+    # -- signal handlers, in the docstring's order -------------------------
+
+    def handle_hup(self):
+        """Reload the config and the app; new workers replace the old ones."""
+        self.log.info("Hang up: %s", self.master_name)
+        sd_notify("RELOADING=1\nMONOTONIC_USEC=%d" % (time.monotonic() * 1e6), self.log)
+        self.reload()
+        sd_notify("READY=1", self.log)
+
+    def handle_term(self):
+        """Graceful stop; with --shutdown-delay, first keep serving (and say
+        "draining") for that long. A second TERM stops at once."""
+        if self.cfg.shutdown_delay and self.drain_until is None:
+            self.log.info("Draining: serving %ss more before stopping", self.cfg.shutdown_delay)
+            self.drain_until = time.monotonic() + self.cfg.shutdown_delay
+            sd_notify("STATUS=Draining", self.log)
+        else:
+            self.shutdown = "graceful"
+
+    def handle_int(self):
+        self.shutdown = "quick"
+
+    def handle_quit(self):
+        self.shutdown = "quick"
+
+    def handle_ttin(self):
+        if self.num_workers >= WORKERS_MOST:
+            self.log.warning("TTIN ignored: already %d workers", self.num_workers)
+            return
+        self.set_num_workers(self.num_workers + 1)
+
+    def handle_ttou(self):
+        if self.num_workers > 1:
+            self.set_num_workers(self.num_workers - 1)
+
+    def handle_usr1(self):
+        self.log.reopen()
+        self.kill_workers(signal.SIGUSR1)
+
+    def handle_usr2(self):
+        self.reexec()
+
+    def handle_winch(self):
+        self.log.info("graceful stop of workers")
+        self.set_num_workers(0)
+
+    def handle_chld(self):
+        self.reap_workers()
+
+    def set_num_workers(self, number):
+        old, self.num_workers = self.num_workers, number
+        self.call_hook("nworkers_changed", self, number, old)
 
 
-def read_process_usage(pid):
-    """(resident bytes, CPU seconds) of a live process, from /proc/PID/stat;
-    None where there is no /proc (or the process is gone)."""
-    try:
-        with open("/proc/%d/stat" % pid, "rb") as f:
-            fields = f.read().rpartition(b")")[2].split()
-    except OSError:
-        return None
-    # proc(5): after the name, field 3 (state) is fields[0]: utime is field
-    # 14, stime 15 (clock ticks), rss 24 (pages).
-    try:
-        ticks = int(fields[11]) + int(fields[12])
-        pages = int(fields[21])
-    except (IndexError, ValueError):
-        return None
-    return pages * mmap.PAGESIZE, ticks / os.sysconf("SC_CLK_TCK")
+    # -- reload, re-exec, promotion ----------------------------------------
+
+    def reload(self):
+        """In the master, on HUP: re-read the config (same argv), reopen the
+        logs, rebind if the addresses changed, and start a new generation of
+        workers; the old ones stop only as the new ones have booted."""
+        old_cfg = self.cfg
+        if self.argv is not None:
+            try:
+                cfg = load_config(self.argv, os.environ, config=old_cfg.config)
+                cfg.app_uri = cfg.app_uri or old_cfg.app_uri
+                check_before_start(cfg)
+                self.log.setup(cfg)
+                self.ssl_context = make_ssl_context(cfg)
+            except (ConfigError, HaltServer, SystemExit) as exc:
+                self.log.error("Reload: the new config is not usable, keeping the old "
+                               "one: %s", getattr(exc, "reason", exc))
+                self.log.setup(old_cfg)
+            else:
+                self.cfg = cfg
+                self.log_configuration()
+        if self.cfg.bind != old_cfg.bind:
+            try:
+                listeners = create_listeners(self.cfg, self.log)
+            except (ConfigError, HaltServer) as exc:
+                self.log.error("Reload: can not bind %s, keeping %s: %s", self.cfg.bind,
+                               old_cfg.bind, getattr(exc, "reason", exc))
+                self.cfg.bind = old_cfg.bind
+            else:
+                close_listeners(self.listeners, unlink=True)
+                self.listeners = listeners
+                for listener in self.listeners:
+                    self.log.info("Listening at: %s (%s)", listener_url(listener), self.pid)
+        set_process_title("master [%s]" % self.proc_name)
+        self.call_hook("on_reload", self)
+        self.set_num_workers(self.cfg.workers)     # nworkers_changed, as gunicorn's reload
+        self.previous_generation, self.generation = self.generation, self.worker_age + 1
+        self.manage_workers()
+
+    def reexec(self):
+        """In the master, on USR2: fork and exec a new master (same interpreter,
+        same argv, same cwd) that inherits the listening sockets."""
+        if self.reexec_pid:
+            self.log.warning("USR2 signal ignored. Child exists.")
+            return
+        if self.master_pid:
+            self.log.warning("USR2 signal ignored. Parent exists.")
+            return
+        master_pid = os.getpid()
+        self.reexec_pid = os.fork()
+        if self.reexec_pid:
+            return
+        try:
+            environ = dict(os.environ, GUNICORN_PID=str(master_pid))
+            fds = [listener.fileno() for listener in self.listeners]
+            for fd in fds:
+                os.set_inheritable(fd, True)
+            if self.systemd:
+                environ["LISTEN_PID"] = str(os.getpid())
+                environ["LISTEN_FDS"] = str(len(fds))
+            else:
+                environ["GUNICORN_FD"] = ",".join(map(str, fds))
+            os.chdir(self.start_cwd)
+            self.call_hook("pre_exec", self)
+            os.execve(self.start_argv[0], self.start_argv, environ)
+        except BaseException:
+            self.log.exception("Re-exec of %s failed", self.start_argv)
+        finally:
+            os._exit(1)
+
+    def maybe_promote_master(self):
+        """A re-exec'd master whose parent has gone becomes the master."""
+        if not self.master_pid or self.master_pid == os.getppid():
+            return
+        self.log.info("Master has been promoted.")
+        self.master_pid = 0
+        self.master_name = "Master"
+        os.environ.pop("GUNICORN_PID", None)
+        if self.pidfile is not None:
+            self.pidfile.rename(self.cfg.pidfile)
+        set_process_title("master [%s]" % self.proc_name)
+        sd_notify("MAINPID=%d\nREADY=1" % self.pid, self.log)
+
+
+    # -- workers: spawn, watch, reap ---------------------------------------
+
+    def manage_workers(self):
+        """Bring the workers to ``num_workers`` of the current generation.
+
+        New workers are forked first; a worker of an older generation (before
+        a reload) stops only once a booted new worker can take its place, so
+        capacity never dips. Extra workers (TTOU, WINCH) stop oldest first.
+        """
+        serving = [w for w in self.workers.values() if w.retired_at is None]
+        current = sorted((w for w in serving if w.generation >= self.generation),
+                         key=lambda w: w.age)
+        outdated = sorted((w for w in serving if w.generation < self.generation),
+                          key=lambda w: (w.booted, w.age))
+        for _ in range(self.num_workers - len(current)):
+            worker = self.spawn_worker() if self.may_spawn() else None
+            if worker is None:
+                break
+            current.append(worker)
+        extra = len(current) - self.num_workers
+        for worker in current[:max(0, extra)]:
+            self.retire_worker(worker)
+        booted_current = sum(1 for w in current[max(0, extra):] if w.booted)
+        keep_outdated = max(0, self.num_workers - booted_current)
+        for worker in outdated[:max(0, len(outdated) - keep_outdated)]:
+            self.retire_worker(worker)
+        count = sum(1 for w in self.workers.values() if w.retired_at is None)
+        if count != self.logged_worker_count:
+            self.logged_worker_count = count
+            self.log.debug("%d workers", count)
+
+    def may_spawn(self):
+        """May another worker be forked now? Not during the backoff after
+        workers that died as they started, nor while BOOTING_MOST are
+        booting. A worker that has lived past FAILED_START_WINDOW since the
+        last failed start ends the backoff."""
+        now = time.monotonic()
+        if self.failed_starts and any(
+                w.booted and w.spawned_at > self.last_failed_start and
+                now - w.spawned_at > FAILED_START_WINDOW for w in self.workers.values()):
+            self.failed_starts = 0
+        if now < self.spawn_not_before:
+            return False
+        return sum(1 for w in self.workers.values() if not w.booted) < BOOTING_MOST
+
+    def note_failed_start(self, worker, reason):
+        """A worker died as it started: the next spawn waits (see may_spawn)."""
+        now = time.monotonic()
+        self.failed_starts += 1
+        self.last_failed_start = now
+        delay = min(SPAWN_BACKOFF_MAX, SPAWN_BACKOFF_MIN * 2 ** (self.failed_starts - 1))
+        self.spawn_not_before = now + delay
+        who = "Worker (pid:%s)" % worker.pid if worker.pid else "A new worker"
+        self.log.error("%s %s (%d in a row); next spawn in %.1fs",
+                       who, reason, self.failed_starts, delay)
+
+    def spawn_worker(self):
+        """Fork one worker (None if fork() failed). In the child this never
+        returns: os._exit()."""
+        self.worker_age += 1
+        worker = WorkerRecord(self.worker_age, self.generation, self.scoreboard.claim(),
+                              self.scoreboard, self.cfg, self.log, self.listeners)
+        self.call_hook("pre_fork", self, worker)
+        # Signals wait (blocked) until the child has its own handlers: one
+        # that arrived in between would go to the master's handler and be lost.
+        signal.pthread_sigmask(signal.SIG_BLOCK, SIGNAL_NAMES)
+        try:
+            pid = os.fork()
+        except OSError as exc:
+            # No memory or process slot for a worker now (EAGAIN, ENOMEM):
+            # the master carries on and tries again after a backoff.
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNAL_NAMES)
+            self.scoreboard.release(worker.slot)
+            self.note_failed_start(worker, "could not be forked: %s" % exc.strerror)
+            return None
+        if pid:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNAL_NAMES)
+            worker.pid = pid
+            worker.channel[1].close()
+            worker.poke[1].close()
+            self.workers[pid] = worker
+            return worker
+        exit_code = 1
+        record = worker
+        try:
+            record.pid = os.getpid()
+            self.forget_master_state()
+            set_process_title("worker [%s]" % self.proc_name)
+            self.log.info("Booting worker with pid: %s", record.pid)
+            worker = Worker(record, self.pid, self.listeners, self.app, self.cfg, self.log,
+                            self.scoreboard, self.ssl_context)
+            self.call_hook("post_fork", self, worker)
+            worker.run()
+            exit_code = 0
+        except SystemExit as exc:
+            exit_code = exc.code if isinstance(exc.code, int) else 1
+        except AppImportError as exc:
+            self.log.error("%s", exc)
+            exit_code = exc.exit_status
+        except BaseException:
+            self.log.exception("Exception in worker process")
+            exit_code = 1 if worker.booted else WORKER_BOOT_ERROR
+        finally:
+            try:
+                self.log.info("Worker exiting (pid: %s)", record.pid)
+                self.call_hook("worker_exit", self, worker)
+                self.log.close()
+            finally:
+                os._exit(exit_code)
+
+    def forget_master_state(self):
+        """In a new worker: drop what belongs to the master."""
+        signal.set_wakeup_fd(-1)
+        for fd in self.wakeup_pipe:
+            os.close(fd)
+        for other in self.workers.values():
+            other.channel[0].close()
+            other.poke[0].close()
+        self.workers = {}
+        if self.status_listener is not None:
+            self.status_listener.close()
+        for client in list(self.status_clients):
+            client.close()
+        self.status_clients = {}
+        self.signal_queue.clear()
+
+    def retire_worker(self, worker, sig=signal.SIGTERM):
+        worker.retired_at = time.monotonic()
+        self.kill_worker(worker.pid, sig)
+
+    def kill_workers(self, sig):
+        for pid in list(self.workers):
+            self.kill_worker(pid, sig)
+
+    def kill_worker(self, pid, sig):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass  # already gone: reap_workers will see it
+
+    def check_workers(self):
+        """gunicorn's murder_workers, and what the scoreboard says besides:
+        note the workers that booted and those that asked to be replaced
+        (recycled); abort workers silent, or in the app, for longer than
+        ``timeout`` (SIGABRT makes the worker log its stack and request),
+        then SIGKILL them after a grace; kill retired workers still alive
+        after ``graceful_timeout``; stop the server if a worker does not
+        boot within ``boot_timeout``."""
+        now = time.monotonic()
+        for worker in list(self.workers.values()):
+            if worker.aborted_at is not None:
+                if now - worker.aborted_at >= ABORT_GRACE:
+                    self.kill_worker(worker.pid, signal.SIGKILL)
+                continue
+            if worker.retired_at is not None and now - worker.retired_at > self.cfg.graceful_timeout:
+                self.log.warning("Worker (pid:%s) did not stop within the graceful timeout; "
+                                 "killing it", worker.pid)
+                worker.aborted_at = now - ABORT_GRACE
+                self.kill_worker(worker.pid, signal.SIGKILL)
+                continue
+            busy, recycle, booted, _, _, last_beat, app_since = self.scoreboard.read(worker.slot)
+            worker.booted = worker.booted or bool(booted)
+            if not worker.booted and self.cfg.boot_timeout and \
+                    now - worker.spawned_at > self.cfg.boot_timeout:
+                self.log.error("Worker (pid:%s) did not boot within %ss (--boot-timeout)",
+                               worker.pid, self.cfg.boot_timeout)
+                raise HaltServer("Worker boot timeout.", WORKER_BOOT_ERROR)
+            if worker.generation != OUTDATED and recycle:
+                worker.generation = OUTDATED    # replaced as soon as its successor boots
+            # A sync worker's app is timed from the request's start (time
+            # spent waiting for a slow client excepted); otherwise the
+            # heartbeat says whether the worker's loop is stuck. A time from
+            # before the worker was spawned is not its own (twice, in
+            # loaded test runs, an idle worker was read as silent for the
+            # machine's uptime, and killed): it counts from the spawn.
+            since = max(app_since if busy and app_since else last_beat, worker.spawned_at)
+            if self.cfg.timeout and now - since > self.cfg.timeout:
+                self.log.critical("WORKER TIMEOUT (pid:%s)", worker.pid)
+                self.log.info("Worker (pid:%s) %s %.1f s (--timeout %s)", worker.pid,
+                              "had its request in the app for" if since == app_since else
+                              "gave no sign of life for", now - since, self.cfg.timeout)
+                worker.aborted_at = now
+                self.kill_worker(worker.pid, signal.SIGABRT)
+
+    def reap_workers(self):
+        """Collect exited children; a worker that fails while booting stops the
+        server (or, during a reload, only the reload)."""
+        while True:
+            try:
+                pid, status, usage = os.wait4(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if not pid:
+                return
+            if pid == self.reexec_pid:
+                self.reexec_pid = 0
+                self.log.info("The re-exec'd master (pid:%s) exited", pid)
+                continue
+            worker = self.workers.pop(pid, None)
+            if worker is None:
+                continue
+            slot = self.scoreboard.read(worker.slot)
+            booted = worker.booted or slot[2]
+            self.served_by_gone += slot[4]
+            self.counted_by_gone = [a + b for a, b in zip(
+                self.counted_by_gone, self.scoreboard.read_counters(worker.slot))]
+            self.cpu_of_gone += usage.ru_utime + usage.ru_stime
+            self.restarts[self.restart_cause(worker, status)] += 1
+            self.log_worker_exit(worker, status)
+            self.scoreboard.release(worker.slot)
+            worker.channel[0].close()   # with any connection still on its way to it
+            worker.poke[0].close()
+            self.call_hook("child_exit", self, worker)
+            code = os.waitstatus_to_exitcode(status) if hasattr(os, "waitstatus_to_exitcode") \
+                else (status >> 8)
+            if booted or code not in (WORKER_BOOT_ERROR, APP_LOAD_ERROR):
+                self.check_start(worker, booted, slot[1])
+                continue
+            reason = "App failed to load." if code == APP_LOAD_ERROR else "Worker failed to boot."
+            if worker.generation > self.previous_generation and \
+                    any(w.generation < self.generation for w in self.workers.values()):
+                self.log.error("Reload failed: %s Keeping the running workers.", reason)
+                self.generation = self.previous_generation
+                for other in self.workers.values():
+                    if other.generation > self.generation and other.retired_at is None:
+                        self.retire_worker(other)
+                continue
+            if self.still_serving():
+                # TTIN, or a replacement: the app (or the system) broke
+                # since the others booted. They go on; we try again later.
+                self.note_failed_start(worker, "failed to boot: %s Keeping the %d running "
+                                       "workers" % (reason, self.still_serving()))
+                continue
+            raise HaltServer(reason, code)
+
+    def restart_cause(self, worker, status):
+        """Why a worker exited, as one of RESTART_CAUSES: it asked to be
+        recycled; its loop or app overran --timeout; the master stopped it,
+        for a new generation (HUP) or not (TTOU, WINCH, a stop); it exited
+        cleanly on its own (--reload saw a change); or it failed."""
+        recycled = self.scoreboard.read(worker.slot)[1]
+        if recycled:
+            return RECYCLE_CAUSES[recycled]
+        if worker.retired_at is not None:
+            return "reload" if worker.generation != self.generation else "stopped"
+        if worker.aborted_at is not None:
+            return "timeout"
+        if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
+            return "reload"
+        return "crash"
+
+    def check_start(self, worker, booted, recycled):
+        """In the master, for a worker that exited: one that died as it
+        started (neither asked to stop nor recycled, before it booted or
+        within FAILED_START_WINDOW) counts towards the spawn backoff."""
+        if worker.retired_at is not None or worker.aborted_at is not None or recycled or \
+                worker.generation == OUTDATED:
+            return
+        lived = time.monotonic() - worker.spawned_at
+        if not booted:
+            self.note_failed_start(worker, "died before it booted")
+        elif lived < FAILED_START_WINDOW:
+            self.note_failed_start(worker, "died %.1fs after it started" % lived)
+
+    def still_serving(self):
+        """How many booted workers of the current generation still serve
+        (booted as the scoreboard says now: check_workers() may not have
+        looked since)."""
+        return sum(1 for w in self.workers.values()
+                   if (w.booted or self.scoreboard.read(w.slot)[2]) and w.retired_at is None
+                   and w.generation >= self.generation)
+
+    def log_worker_exit(self, worker, status):
+        """Say why a worker died: exit code, signal, timeout or recycling,
+        and how many client connections it still held (they went with it)."""
+        _, recycled, _, connections = self.scoreboard.read(worker.slot)[:4]
+        if worker.aborted_at is not None:
+            cause = "timeout"
+        elif recycled:
+            cause = "recycled: %s" % RECYCLE_REASONS[recycled]
+        elif worker.retired_at is not None:
+            cause = "stopped"
+        else:
+            cause = "unexpected"
+        if os.WIFSIGNALED(status):
+            sig = os.WTERMSIG(status)
+            try:
+                name = signal.Signals(sig).name
+            except ValueError:
+                name = sig
+            if sig == signal.SIGKILL and cause == "unexpected":
+                self.log.error("Worker (pid:%s) was sent SIGKILL! Perhaps out of memory?",
+                               worker.pid)
+            else:
+                level = logging.INFO if cause == "stopped" else logging.ERROR
+                self.log.log(level, "Worker (pid:%s) was sent %s! (%s)", worker.pid, name, cause)
+        else:
+            code = os.WEXITSTATUS(status)
+            if code:
+                self.log.error("Worker (pid:%s) exited with code %s (%s)", worker.pid, code, cause)
+            else:
+                self.log.info("Worker (pid:%s) exited (%s)", worker.pid, cause)
+        if connections and (os.WIFSIGNALED(status) or os.WEXITSTATUS(status)):
+            self.log.warning("%d client connection%s closed with worker %s", connections,
+                             "s were" if connections > 1 else " was", worker.pid)
+
+
+    # -- connections handed between workers (fair dispatch) ----------------
+
+    def pass_connections_on(self, source):
+        """In the master: connections a busy worker handed over (each one's
+        request is waiting, or it was just accepted) go on to the worker
+        with a free app slot and the fewest connections. The master only
+        holds the descriptor for that moment; a connection nobody can take
+        is closed (the client sees a clean close, not a hang)."""
+        while True:
+            try:
+                message, fds = receive_connection(source.channel[0])
+            except BlockingIOError:
+                return
+            except OSError:
+                return
+            if message is None or not fds:
+                continue        # a wake-up (the worker asked for a successor)
+            try:
+                for target in self.workers_to_take_over(source):
+                    try:
+                        send_connection(target.channel[0], message, fds[0])
+                    except OSError:
+                        continue
+                    break
+                else:
+                    self.log.debug("No worker could take a handed-over connection")
+            finally:
+                for fd in fds:
+                    os.close(fd)
+
+    def hurry_stuck_workers(self, now):
+        """Sync workers: one whose app has had the same request since our
+        last look (HANDOFF_DELAY ago at least), while another worker is
+        free, is poked to hand over the connections whose next request has
+        arrived (Worker.watch_while_in_app). A master that woke late is in
+        a machine whose CPUs are all taken: then every worker is slow, and
+        moving connections would not help."""
+        late = now - self.last_hurry > 3 * HANDOFF_DELAY
+        self.last_hurry = now
+        if self.cfg.threads > 1 or len(self.workers) < 2:
+            return
+        serving = [(w, self.scoreboard.read(w.slot)) for w in self.workers.values()
+                   if w.booted and w.retired_at is None]
+        if not any(not slot[0] and slot[2] == SERVING and not slot[1] for _, slot in serving):
+            return
+        for worker, (busy, _, _, connections, _, _, app_since) in serving:
+            stuck = busy and app_since and app_since == worker.seen_in_app and \
+                now - app_since > HANDOFF_DELAY
+            worker.seen_in_app = app_since if busy else 0.0
+            if stuck and connections > 1 and not late:
+                try:
+                    worker.poke[0].send(b"!")
+                except OSError:
+                    pass        # a poke is waiting already
+
+    def workers_to_take_over(self, source):
+        """Workers that may take a connection from ``source``, best first:
+        booted, serving, forked with the same listeners; free app slots
+        first, then the fewest connections. ``source`` comes last: if
+        nobody else can, it keeps the connection."""
+        threads = self.cfg.threads
+        candidates = []
+        for worker in self.workers.values():
+            if worker is source or worker.retired_at is not None or \
+                    worker.generation == OUTDATED or worker.listeners is not source.listeners:
+                continue
+            busy, recycle, booted, connections = self.scoreboard.read(worker.slot)[:4]
+            if booted == SERVING and not recycle:
+                candidates.append((busy >= threads, busy, connections, worker.age, worker))
+        candidates.sort(key=lambda c: c[:4])
+        return [c[-1] for c in candidates] + [source]
+
+
+    # -- the status endpoint (--status-bind): JSON and /metrics ------------
+
+    def answer_status(self):
+        """In the master: take the new clients of --status-bind. Each is then
+        served from the master's select loop (serve_status_client), so a
+        client that sends nothing or reads nothing costs the master nothing
+        but a descriptor, for STATUS_CLIENT_TIMEOUT at most."""
+        for _ in range(STATUS_CLIENTS_MOST):
+            try:
+                client, _ = self.status_listener.accept()
+            except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+                return
+            except OSError as exc:
+                # Out of descriptors (EMFILE...): the listener stays readable,
+                # so pause instead of spinning on it, until a status client
+                # is done (its descriptor is free) or for ACCEPT_BACKOFF_MIN.
+                self.status_paused_until = time.monotonic() + ACCEPT_BACKOFF_MIN
+                self.complaints.note(logging.ERROR, "Status endpoint: accept() failed %%d "
+                                     "time(s): %s; pausing it" % exc.strerror)
+                return
+            client.setblocking(False)
+            if len(self.status_clients) >= STATUS_CLIENTS_MOST:
+                oldest = min(self.status_clients, key=lambda c: self.status_clients[c][0])
+                self.drop_status_client(oldest)
+            self.status_clients[client] = [time.monotonic() + STATUS_CLIENT_TIMEOUT, b"", None]
+
+    def serve_status_client(self, client):
+        """In the master, when a status client is ready: read its request
+        head (up to its blank line, or 8 KB), then send the answer: for GET
+        /metrics Prometheus' text format (always 200), else JSON (200 while
+        serving, 503 while starting or draining). Never blocks."""
+        state = self.status_clients[client]
+        try:
+            if state[2] is None:
+                data = client.recv(8192)
+                if not data:
+                    return self.drop_status_client(client)
+                state[1] += data
+                if b"\r\n\r\n" not in state[1] and b"\n\n" not in state[1] and \
+                        len(state[1]) < 8192:
+                    return
+                target = (state[1].split(b"\r\n", 1)[0].split(b" ") + [b""])[1]
+                if target.split(b"?", 1)[0] == b"/metrics":
+                    status, text = 200, self.metrics().encode()
+                    content_type = PROMETHEUS_CONTENT_TYPE
+                else:
+                    status, body = self.status()
+                    import json
+                    text = json.dumps(body, sort_keys=True).encode() + b"\n"
+                    content_type = b"application/json"
+                state[2] = (b"HTTP/1.1 %d %s\r\nContent-Type: %s\r\n"
+                            b"Content-Length: %d\r\nConnection: close\r\n\r\n%s"
+                            % (status, REASONS[status].encode(), content_type, len(text),
+                               text))
+            state[2] = state[2][client.send(state[2]):]
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            return self.drop_status_client(client)
+        if not state[2]:
+            self.drop_status_client(client)
+
+    def expire_status_clients(self):
+        now = time.monotonic()
+        for client, state in list(self.status_clients.items()):
+            if state[0] <= now:
+                self.drop_status_client(client)
+
+    def drop_status_client(self, client):
+        del self.status_clients[client]
+        client.close()
+        self.status_paused_until = 0.0      # a descriptor is free again
+
+    def status(self):
+        """(HTTP status, JSON-able dict) of the server, from the scoreboard."""
+        workers = list(self.workers.values())
+        slots = [self.scoreboard.read(w.slot) for w in workers]
+        busy = sum(1 for slot in slots if slot[0])
+        served = self.served_by_gone + sum(slot[4] for slot in slots)
+        booted = sum(1 for w in workers if w.booted and w.retired_at is None)
+        draining = self.drain_until is not None or self.shutdown is not None
+        state = "draining" if draining else "ready" if booted else "starting"
+        return (200 if state == "ready" else 503), {
+            "status": state, "pid": self.pid, "workers": len(workers),
+            "workers_booted": booted, "workers_busy": busy, "workers_wanted": self.num_workers,
+            "threads": self.cfg.threads, "threads_busy": sum(slot[0] for slot in slots),
+            "requests": served, "uptime": round(time.monotonic() - self.started_at, 3),
+            "version": __version__}
+
+    def metrics(self):
+        """The server's metrics in Prometheus' text format 0.0.4: the gauges
+        from the scoreboard's slots; the counters summed over the live
+        workers' counter cells and what exited workers counted; the workers'
+        memory and CPU from /proc, now."""
+        workers = sorted(self.workers.values(), key=lambda w: w.age)
+        slots = [self.scoreboard.read(w.slot) for w in workers]
+        counted = self.counted_by_gone
+        for worker in workers:
+            counted = [a + b for a, b in zip(counted, self.scoreboard.read_counters(worker.slot))]
+        by_class = [0] * 10
+        by_method = [0] * (len(REQUEST_METHODS) + 1)
+        by_bucket = [0] * METHOD_STRIDE
+        reuses = 0
+        for cell in range(2 * REUSED):
+            count = counted[cell]
+            if count:
+                reused, rest = divmod(cell, REUSED)
+                status_class, rest = divmod(rest, CLASS_STRIDE)
+                method, bucket = divmod(rest, METHOD_STRIDE)
+                by_class[status_class] += count
+                by_method[method] += count
+                by_bucket[bucket] += count
+                reuses += count * reused
+        cumulative, buckets = 0, []
+        for bound, count in zip(DURATION_BUCKETS + (float("inf"),), by_bucket):
+            cumulative += count
+            buckets.append(("_bucket", (("le", bound),), cumulative))
+        usage = {w.pid: read_process_usage(w.pid) for w in workers}
+        usage = {pid: found for pid, found in usage.items() if found is not None}
+        booted = sum(1 for w in workers if w.booted and w.retired_at is None)
+        now = time.monotonic()
+        families = [
+            ("arbiter_build_info", "gauge", "The version of arbiter.py and of Python.",
+             [("", (("version", __version__), ("python", "%d.%d.%d" % sys.version_info[:3]),
+                    ("implementation", sys.implementation.name)), 1)]),
+            ("arbiter_start_time_seconds", "gauge", "When the master started, in Unix time.",
+             [("", (), self.start_time)]),
+            ("arbiter_uptime_seconds", "gauge", "Seconds since the master started.",
+             [("", (), round(now - self.started_at, 3))]),
+            ("arbiter_workers", "gauge", "Worker processes running (booting and stopping too).",
+             [("", (), len(workers))]),
+            ("arbiter_workers_wanted", "gauge", "Workers the master keeps (-w, TTIN, TTOU).",
+             [("", (), self.num_workers)]),
+            ("arbiter_workers_booted", "gauge", "Workers booted and serving.",
+             [("", (), booted)]),
+            ("arbiter_workers_busy", "gauge", "Workers with a request in an app slot.",
+             [("", (), sum(1 for slot in slots if slot[0]))]),
+            ("arbiter_threads", "gauge", "App slots (--threads) of the running workers.",
+             [("", (), self.cfg.threads * len(workers))]),
+            ("arbiter_threads_busy", "gauge", "App slots with a request.",
+             [("", (), sum(slot[0] for slot in slots))]),
+            ("arbiter_connections", "gauge", "Client connections the workers hold.",
+             [("", (), sum(slot[3] for slot in slots))]),
+            ("arbiter_connections_total", "counter", "Client connections accepted.",
+             [("", (), counted[CONNECTIONS_CELL])]),
+            ("arbiter_keepalive_reuses_total", "counter",
+             "Requests on a connection that had served one before.", [("", (), reuses)]),
+            ("arbiter_requests_total", "counter",
+             "Requests answered by the app, by status class.",
+             [("", (("status_class", "%dxx" % c),), by_class[c]) for c in range(10)
+              if 1 <= c <= 5 or by_class[c]]),
+            ("arbiter_requests_by_method_total", "counter",
+             "Requests answered by the app, by method.",
+             [("", (("method", method),), count)
+              for method, count in zip(REQUEST_METHODS + ("other",), by_method)]),
+            ("arbiter_request_duration_seconds", "histogram",
+             "Time in the app, from the call to the end of its response (the access "
+             "log's request time).",
+             buckets + [("_sum", (), counted[DURATION_SUM_CELL]), ("_count", (), cumulative)]),
+            ("arbiter_received_bytes_total", "counter",
+             "Bytes of request heads and bodies (decoded) received.",
+             [("", (), counted[RECEIVED_CELL])]),
+            ("arbiter_sent_bytes_total", "counter",
+             "Bytes of response heads and bodies sent (and error pages).",
+             [("", (), counted[SENT_CELL])]),
+            ("arbiter_rejected_requests_total", "counter",
+             "Requests refused before the app, by status.",
+             [("", (("status", str(status)),), counted[REJECTED_CELL[status]])
+              for status in REJECTED_STATUSES] +
+             ([("", (("status", "other"),), counted[REJECTED_OTHER_CELL])]
+              if counted[REJECTED_OTHER_CELL] else [])),
+            ("arbiter_worker_restarts_total", "counter", "Workers that exited, by cause.",
+             [("", (("cause", cause),), count) for cause, count in self.restarts.items()]),
+            ("arbiter_workers_resident_memory_bytes", "gauge",
+             "Resident memory of the running workers, summed.",
+             [("", (), sum(rss for rss, _ in usage.values()))]),
+            ("arbiter_worker_resident_memory_bytes", "gauge",
+             "Resident memory of each running worker.",
+             [("", (("pid", str(pid)),), rss) for pid, (rss, _) in usage.items()]),
+            ("arbiter_workers_cpu_seconds_total", "counter",
+             "CPU seconds of all workers, those that exited included.",
+             [("", (), round(self.cpu_of_gone + sum(cpu for _, cpu in usage.values()), 6))]),
+            ("arbiter_worker_cpu_seconds_total", "counter", "CPU seconds of each running worker.",
+             [("", (("pid", str(pid)),), cpu) for pid, (_, cpu) in usage.items()]),
+        ]
+        return "".join(prometheus_lines(*family) for family in families)
+
+
+    # -- stop and halt -----------------------------------------------------
+
+    def stop(self, graceful=True):
+        """Close the listeners, stop the workers (TERM: finish requests; QUIT:
+        now), wait up to ``graceful_timeout``, then SIGKILL what is left."""
+        sd_notify("STOPPING=1", self.log)
+        unlink = not (self.reexec_pid or self.master_pid or self.systemd
+                      or self.cfg.reuse_port)
+        close_listeners(self.listeners, unlink)
+        self.listeners = []
+        for worker in list(self.workers.values()):
+            self.retire_worker(worker, signal.SIGTERM if graceful else signal.SIGQUIT)
+        self.wait_for_workers(self.cfg.graceful_timeout)
+        if self.workers:
+            self.kill_workers(signal.SIGKILL)
+            self.wait_for_workers(5.0)
+
+    def wait_for_workers(self, seconds):
+        deadline = time.monotonic() + seconds
+        while self.workers and time.monotonic() < deadline:
+            self.sleep(min(0.5, deadline - time.monotonic()))
+            try:
+                self.reap_workers()
+            except HaltServer:
+                pass  # already stopping
+
+    def halt(self, reason=None, exit_status=0, graceful=True):
+        """Stop everything, remove the pidfile, run on_exit; the exit status."""
+        self.stop(graceful)
+        # A failure is an ERROR, so that it survives --log-level error.
+        log = self.log.info if exit_status == 0 else self.log.error
+        log("Shutting down: %s", self.master_name)
+        if reason is not None:
+            log("Reason: %s", reason)
+        if self.pidfile is not None:
+            self.pidfile.unlink()
+        if self.status_listener is not None:
+            close_listeners([self.status_listener], unlink=True)
+        for client in list(self.status_clients):
+            self.drop_status_client(client)
+        self.call_hook("on_exit", self)
+        self.log.close()
+        return exit_status
+
+
+def reexec_argv():
+    """The command that started us, to start a new master the same way
+    (``python arbiter.py``, ``python -m arbiter``, a symlink or a zipapp)."""
+    if getattr(sys, "orig_argv", None):
+        return [sys.executable] + list(sys.orig_argv[1:])
+    return [sys.executable] + [os.path.abspath(sys.argv[0])] + sys.argv[1:]
 
 
 # ---------------------------------------------------------------------------
@@ -2518,7 +2433,7 @@ class Pidfile:
         self.pid = None
 
     def create(self, pid, check=True):
-        other = self.validate() if check else None
+        other = self.running_pid() if check else None
         if other and other != pid:
             raise HaltServer("Already running on PID %s (or pid file '%s' is stale)"
                              % (other, self.path))
@@ -2552,7 +2467,7 @@ class Pidfile:
         except (OSError, ValueError):
             return None
 
-    def validate(self):
+    def running_pid(self):
         """The pid in the file if that process is alive, else None (stale)."""
         pid = self.read()
         if pid is None:
@@ -2567,7 +2482,7 @@ class Pidfile:
 
 
 # ---------------------------------------------------------------------------
-# Listening sockets
+# Listening sockets and TLS
 # ---------------------------------------------------------------------------
 
 def parse_address(address, default_port=8000):
@@ -2727,6 +2642,39 @@ def close_listeners(listeners, unlink):
                 os.unlink(path)
             except OSError:
                 pass
+
+
+def make_ssl_context(cfg):
+    """The server's SSLContext (None without ``certfile``), made through the
+    ``ssl_context`` hook with gunicorn's signature."""
+    if not cfg.certfile:
+        return None
+    enable_tls()
+
+    def default_ssl_context_factory():
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=cfg.ca_certs)
+        context.load_cert_chain(cfg.certfile, cfg.keyfile)
+        context.verify_mode = ssl.VerifyMode(cfg.cert_reqs)
+        if cfg.ciphers:
+            context.set_ciphers(cfg.ciphers)
+        return context
+
+    try:
+        return cfg.ssl_context(cfg, default_ssl_context_factory)
+    except (OSError, ValueError) as exc:
+        raise HaltServer("TLS settings: %s" % exc, 1) from None
+
+
+def enable_tls():
+    """Import ssl (only when a certificate is configured) and teach the
+    connection code its want-read/want-write errors."""
+    global ssl, WANT_READ, WANT_WRITE
+    try:
+        import ssl
+    except ImportError:
+        raise HaltServer("TLS needs the ssl module, which this Python lacks", 1) from None
+    WANT_READ = (BlockingIOError, ssl.SSLWantReadError)
+    WANT_WRITE = (ssl.SSLWantWriteError,)
 
 
 # ---------------------------------------------------------------------------
@@ -2895,7 +2843,6 @@ class Worker:
         self.channel = record.channel[1]    # connections handed over, both ways
         self.poke = record.poke[1]          # sync: the master says "hand over"
         self.app = app
-        self.wsgi = app
         self.cfg = cfg
         self.log = log
         self.tmp = record.tmp
@@ -2964,6 +2911,16 @@ class Worker:
 
     # -- process setup -----------------------------------------------------
 
+    @property
+    def wsgi(self):
+        """gunicorn's name for the app, which hooks read (and which
+        post_worker_init may replace, wrapping the app)."""
+        return self.app
+
+    @wsgi.setter
+    def wsgi(self, app):
+        self.app = app
+
     def run(self):
         """In the worker, after fork: signals, app, post_worker_init, loop."""
         self.init_signals()
@@ -2974,7 +2931,7 @@ class Worker:
             import random
             self.max_requests += random.randint(0, self.cfg.max_requests_jitter)
         if self.app is None:
-            self.app = self.wsgi = load_app(self.cfg.app_uri)
+            self.app = load_app(self.cfg.app_uri)
         switch_user(self.cfg)
         self.cfg.post_worker_init(self)
         self.booted = True
@@ -3151,7 +3108,7 @@ class Worker:
         elif conn.stage is SEND:
             self.log.info("Closing the connection of %s: it took its response too slowly",
                           conn.peer_text)
-        self.close(conn)
+        self.close_connection(conn)
 
     def changed_file(self):
         """--reload: a source file (of a loaded module, or an extra file)
@@ -3344,7 +3301,7 @@ class Worker:
             return
         dropped_idle = sum(1 for conn in victims if conn.idle and not conn.buffer)
         for conn in victims:
-            self.close(conn)
+            self.close_connection(conn)
         limit = self.cfg.worker_connections
         if dropped_idle:
             self.complaints.note(logging.WARNING, "Closed %%d idle keep-alive connection(s) "
@@ -3370,7 +3327,7 @@ class Worker:
                 if conn.deadline > until:
                     conn.deadline = until
 
-    def close(self, conn):
+    def close_connection(self, conn):
         """Close a connection the loop holds (never one in an app slot). A
         response still on its way is logged with the bytes that left."""
         if conn.closed:
@@ -3404,7 +3361,7 @@ class Worker:
             try:
                 request = self.read_request(conn)
             except ClientGone:
-                self.close(conn)
+                self.close_connection(conn)
                 return
             except HTTPError as exc:
                 self.reject(conn, exc)
@@ -3569,7 +3526,7 @@ class Worker:
         if self.cfg.max_worker_memory and not self.recycling:
             self.check_memory()
         if conn.gone:
-            self.close(conn)
+            self.close_connection(conn)
             return False
         out = conn.out
         if out is not None and out.segments:
@@ -3587,7 +3544,7 @@ class Worker:
         try:
             done = out.send(conn.sock, conn.tls)
         except ClientGone:
-            self.close(conn)
+            self.close_connection(conn)
             return
         if not done:
             conn.deadline = io_deadline(conn.io_started, self.cfg.send_timeout,
@@ -3605,7 +3562,7 @@ class Worker:
         if log.access_enabled or log.statsd:
             log.access(response, response.request, response.environ or {}, response.duration)
         if response.must_close:
-            self.close(conn)
+            self.close_connection(conn)
             return False
         conn.stage = HEAD
         conn.idle = True
@@ -3863,7 +3820,7 @@ class Worker:
         self.count_rejection(exc.status)
         if self.log.access_enabled or self.log.statsd:
             self.log.access(ErrorResponse(exc.status), None, {}, 0.0)
-        self.close(conn)
+        self.close_connection(conn)
 
     def count_rejection(self, status):
         """In the loop: a request refused with ``status`` before the app,
@@ -4661,10 +4618,63 @@ class OutputBuffer:
 # HTTP/1.1 parsing: request line, header fields, the chunked coding, wsgi.input
 # ---------------------------------------------------------------------------
 
+# The grammar of a request, every rule built from the character classes of
+# RFC 9110 and 9112. The head is parsed as latin-1 text (the *_STR rules);
+# bodies and trailers are bytes.
+# RFC 9110 §5.6.2: tchar, the characters of a token (methods, field names).
+TCHAR = r"!#$%&'*+\-.^_`|~0-9A-Za-z"
+# RFC 9110 §5.5: a field value's characters: VCHAR, obs-text, SP and HTAB.
+FIELD_CHAR = r"\t\x20-\x7e\x80-\xff"
+TOKEN_STR = re.compile("[%s]+" % TCHAR)
+FIELD_VALUE_STR = re.compile("[%s]*" % FIELD_CHAR)
+TOKEN = re.compile(TOKEN_STR.pattern.encode("ascii"))
+FIELD_VALUE = re.compile(FIELD_VALUE_STR.pattern.encode("ascii"))
+# gunicorn's rule for methods: upper-case tchar, 3 to 20 of them (a
+# lower-case or very long "method" is far more often an attack or a typo
+# than a verb).
+CONVENTIONAL_METHOD = "[%s]{3,20}" % TCHAR.replace("a-z", "")
+CONVENTIONAL_METHOD_STR = re.compile(CONVENTIONAL_METHOD)
+# RFC 9112 §3.2, RFC 3986 §2: the target is printable ASCII, no whitespace.
+TARGET_STR = re.compile(r"[\x21-\x7e]+")
+HTTP_VERSION_STR = re.compile(r"HTTP/([0-9])\.([0-9])")
+# The fast path: the request line and field lines of nearly every request,
+# matched whole; anything else goes through the rules one by one.
+COMMON_REQUEST_LINE = re.compile(r"(%s) (/[\x21-\x7e]*) HTTP/1\.([0-9])" % CONVENTIONAL_METHOD)
+FIELD_LINE = "[%s]+:[%s]*" % (TCHAR, FIELD_CHAR)
+FIELD_LINES = re.compile("%s(?:\r\n%s)*" % (FIELD_LINE, FIELD_LINE))
+ABSOLUTE_TARGET = re.compile(r"(?i)(https?)://([^/?#]*)([^#]*)(?:#.*)?")
+# RFC 3986 §3.2.2/3.2.3: what a Host (or absolute-form authority) may hold.
+HOST_VALUE = re.compile(
+    r"(?:[A-Za-z0-9\-._~!$&'()*+,;=%]*|\[[0-9A-Fa-f:.]+\])(?::[0-9]*)?")
+DIGITS = re.compile(r"[0-9]+")
+CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")
+# RFC 9112 §7.1.1: chunk-ext = *( BWS ";" BWS name [ BWS "=" BWS value ] ),
+# a value being a token or a quoted-string (RFC 9110 §5.6.4).
+QUOTED_STRING = r'"(?:[\t\x20\x21\x23-\x5b\x5d-\x7e\x80-\xff]|\\[%s])*"' % FIELD_CHAR
+CHUNK_EXT = re.compile((r"(?:[ \t]*;[ \t]*[%s]+(?:[ \t]*=[ \t]*(?:[%s]+|%s))?)*"
+                        % (TCHAR, TCHAR, QUOTED_STRING)).encode("ascii"))
+
+# The limits of a request that are not settings.
+DEFAULT_FIELD_SIZE = 8190       # --limit-request-field_size 0 means this
+# A Content-Length with more digits than this (an exabyte) is refused: it
+# can not be real, and int() of thousands of digits is an error (or slow).
+MAX_CONTENT_LENGTH_DIGITS = 18
+MAX_CHUNK_LINE = 4096
+MAX_TRAILER_FIELDS = 100
+# RFC 9110 §6.5.1: fields that framing, routing or authentication depend on
+# must not arrive in a trailer section.
+FORBIDDEN_TRAILERS = frozenset((
+    b"CONTENT-LENGTH", b"TRANSFER-ENCODING", b"HOST", b"TE", b"TRAILER",
+    b"CONNECTION", b"KEEP-ALIVE", b"UPGRADE", b"EXPECT", b"MAX-FORWARDS",
+    b"AUTHORIZATION", b"PROXY-AUTHORIZATION"))
+# Fields that may appear only once in a request (RFC 9110 §5.3).
+SINGLETON_FIELDS = frozenset(("CONTENT-TYPE",))
+
+
 class Request:
     """A parsed request head: a plain record, filled by parse_head()."""
 
-    __slots__ = ("method", "uri", "path", "query", "fragment", "version", "headers",
+    __slots__ = ("method", "uri", "path", "query", "version", "headers",
                  "host", "content_length", "chunked", "expect_continue", "keep_alive",
                  "scheme", "body", "trailers", "forwarded", "peer_addr")
 
@@ -4673,7 +4683,6 @@ class Request:
         self.uri = uri
         self.path = ""
         self.query = ""
-        self.fragment = ""
         self.version = version
         self.headers = []
         self.host = None
@@ -4698,23 +4707,6 @@ class Request:
 
     def __repr__(self):
         return "<Request %s %s>" % (self.method, self.uri)
-
-
-# The head is parsed as latin-1 text; these are TOKEN and FIELD_VALUE for it.
-TOKEN_STR = re.compile(TOKEN.pattern.decode("ascii"))
-FIELD_VALUE_STR = re.compile(FIELD_VALUE.pattern.decode("latin-1"))
-# RFC 9112 §3.2, RFC 3986 §2: the target is printable ASCII, no whitespace.
-TARGET_STR = re.compile(r"[\x21-\x7e]+")
-HTTP_VERSION_STR = re.compile(r"HTTP/([0-9])\.([0-9])")
-# gunicorn's rule for methods: upper-case, 3 to 20 characters (a lower-case
-# or very long "method" is far more often an attack or a typo than a verb).
-CONVENTIONAL_METHOD_STR = re.compile(r"[A-Z0-9!#$%&'*+\-.^_`|~]{3,20}")
-
-DIGITS = re.compile(r"[0-9]+")
-COMMON_REQUEST_LINE = re.compile(r"([A-Z0-9!#$%&'*+\-.^_`|~]{3,20}) (/[\x21-\x7e]*) HTTP/1\.([0-9])")
-_FIELD_LINE = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[\t\x20-\x7e\x80-\xff]*"
-FIELD_LINES = re.compile("%s(?:\r\n%s)*" % (_FIELD_LINE, _FIELD_LINE))
-ABSOLUTE_TARGET = re.compile(r"(?i)(https?)://([^/?#]*)([^#]*)(?:#.*)?")
 
 
 def parse_head(head, cfg):
@@ -4744,7 +4736,7 @@ def parse_head(head, cfg):
         request = parse_request_line(line, cfg)
     if fields:
         parse_fields(request, fields, cfg)
-    check_framing(request, cfg)
+    check_fields(request, cfg)
     return request
 
 
@@ -4782,8 +4774,8 @@ def parse_target(request, target):
     if request.method == "CONNECT":
         raise Unsupported("CONNECT is not supported")
     if target[0] == "/":
-        target, _, request.fragment = target.partition("#")
-        request.path, _, request.query = target.partition("?")
+        # A fragment (RFC 3986 §3.5) is the client's business: it is dropped.
+        request.path, _, request.query = target.partition("#")[0].partition("?")
         return
     if target == "*":
         if request.method != "OPTIONS":
@@ -4847,8 +4839,12 @@ def parse_fields_one_by_one(lines, limit_size, cfg):
     return headers
 
 
-def check_framing(request, cfg):
-    """RFC 9112 §6 and §9: message framing, Host, Connection, Expect."""
+def check_fields(request, cfg):
+    """The fields that mean something to the server, checked and noted on
+    ``request`` (RFC 9112 §6 and §9): the framing (Content-Length,
+    Transfer-Encoding), Host, Connection, Expect. Fields named with an
+    underscore are set aside for --forwarder-headers, or dropped or
+    refused as --header-map says."""
     content_lengths = set()
     codings = None
     hosts = 0
@@ -5042,9 +5038,6 @@ class ChunkedDecoder:
             self.trailers.append((name.decode("latin-1"), value.decode("latin-1")))
 
 
-CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
-
-
 class EmptyInput:
     """``wsgi.input`` of a request without a body (shared: it holds nothing)."""
 
@@ -5066,9 +5059,32 @@ class EmptyInput:
 
 EMPTY_INPUT = EmptyInput()
 
+
 # ---------------------------------------------------------------------------
 # WSGI environ and response (PEP 3333)
 # ---------------------------------------------------------------------------
+
+# What an app may put in a status line and a field value: no control
+# characters but HTAB (a CR or LF would split the response).
+RESPONSE_STATUS = re.compile(r"[1-9][0-9][0-9] [^\x00-\x08\x0a-\x1f\x7f]*")
+RESPONSE_FIELD_VALUE = re.compile(r"[^\x00-\x08\x0a-\x1f\x7f]*")
+# RFC 9110 §7.6.1 and PEP 3333: hop-by-hop fields belong to the server.
+# ``Connection`` is allowed from the app only to ask for a close.
+HOP_BY_HOP = frozenset(("keep-alive", "proxy-authenticate",
+                        "proxy-authorization", "te", "trailer", "trailers",
+                        "transfer-encoding", "upgrade"))
+NO_BODY_STATUS = frozenset((204, 304))
+REASONS = {
+    100: "Continue", 200: "OK", 400: "Bad Request", 403: "Forbidden",
+    404: "Not Found", 405: "Method Not Allowed", 408: "Request Timeout",
+    413: "Content Too Large", 414: "URI Too Long",
+    431: "Request Header Fields Too Large", 500: "Internal Server Error",
+    501: "Not Implemented", 503: "Service Unavailable",
+    505: "HTTP Version Not Supported",
+}
+# RFC 9110 §10.1.1: the interim answer to "Expect: 100-continue".
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
 
 class ErrorsStream:
     """``wsgi.errors``: text written here goes to the error log as written."""
@@ -5150,7 +5166,7 @@ def build_environ(request, conn, worker):
                 keys.clear()
                 keys.update(HEADER_KEYS)
             key = keys[name] = HEADER_KEYS.get(name) or "HTTP_" + name.replace("-", "_")
-        # Content-Length fields that differ were refused by check_framing;
+        # Content-Length fields that differ were refused by check_fields;
         # equal ones are one length ("11", not "11,11").
         if key in environ and key != "CONTENT_LENGTH":
             environ[key] += "," + value
@@ -5558,8 +5574,7 @@ SERVER_BYTES = SERVER_SOFTWARE.encode("ascii")
 
 
 # ---------------------------------------------------------------------------
-# App loading, logging, process helpers
-# ---------------------------------------------------------------------------
+# App loading
 
 def demo_app(environ, start_response):
     """The app served when none is named: it says who answered."""
@@ -5653,16 +5668,8 @@ def load_app_or_halt(cfg, log):
         raise HaltServer("App failed to load.", exc.exit_status) from None
 
 
-def prepare_memory_for_fork():
-    """In the master, before the first fork: gc.freeze() moves every object
-    that exists now out of the collector's reach, so collections in a worker
-    do not write to (and so copy) the pages it shares with the master (the
-    preloaded app, above all)."""
-    import gc
-    gc.collect()
-    if hasattr(gc, "freeze"):
-        gc.freeze()
-
+# ---------------------------------------------------------------------------
+# Logging and metrics
 
 class AccessAtoms(dict):
     """gunicorn's access-log atoms. Those of the default format are filled
@@ -5979,6 +5986,60 @@ def apply_logging_config(cfg):
         raise ConfigError("logging config: %s" % exc) from None
 
 
+# Prometheus' text exposition format, version 0.0.4 (what every Prometheus
+# server and client library reads): per metric a HELP and a TYPE line, then
+# one line per sample, ``name{label="value",...} number``.
+PROMETHEUS_CONTENT_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
+
+
+def prometheus_lines(name, kind, help_text, samples):
+    """The text of one metric: ``samples`` are (name suffix, ((label,
+    value), ...), number); a histogram's suffixes are _bucket, _sum, _count."""
+    lines = ["# HELP %s %s\n" % (name, help_text.replace("\\", "\\\\").replace("\n", "\\n")),
+             "# TYPE %s %s\n" % (name, kind)]
+    for suffix, labels, value in samples:
+        if labels:
+            suffix += "{%s}" % ",".join('%s="%s"' % (label, prometheus_label_value(text))
+                                        for label, text in labels)
+        lines.append("%s%s %s\n" % (name, suffix, prometheus_number(value)))
+    return "".join(lines)
+
+
+def prometheus_label_value(value):
+    if isinstance(value, float):
+        return prometheus_number(value)
+    return str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def prometheus_number(value):
+    if isinstance(value, float):
+        if value == float("inf"):
+            return "+Inf"
+        return repr(value)
+    return str(value)
+
+
+def read_process_usage(pid):
+    """(resident bytes, CPU seconds) of a live process, from /proc/PID/stat;
+    None where there is no /proc (or the process is gone)."""
+    try:
+        with open("/proc/%d/stat" % pid, "rb") as f:
+            fields = f.read().rpartition(b")")[2].split()
+    except OSError:
+        return None
+    # proc(5): after the name, field 3 (state) is fields[0]: utime is field
+    # 14, stime 15 (clock ticks), rss 24 (pages).
+    try:
+        ticks = int(fields[11]) + int(fields[12])
+        pages = int(fields[21])
+    except (IndexError, ValueError):
+        return None
+    return pages * mmap.PAGESIZE, ticks / os.sysconf("SC_CLK_TCK")
+
+
+# ---------------------------------------------------------------------------
+# Process helpers
+
 def sd_notify(state, log):
     """Tell systemd (Type=notify) how we are: READY=1, RELOADING=1,
     STOPPING=1, STATUS=..., WATCHDOG=1. A no-op without $NOTIFY_SOCKET."""
@@ -6071,6 +6132,17 @@ def prepare_process(cfg):
         sys.path.insert(0, path)
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
+
+
+def prepare_memory_for_fork():
+    """In the master, before the first fork: gc.freeze() moves every object
+    that exists now out of the collector's reach, so collections in a worker
+    do not write to (and so copy) the pages it shares with the master (the
+    preloaded app, above all)."""
+    import gc
+    gc.collect()
+    if hasattr(gc, "freeze"):
+        gc.freeze()
 
 
 # ---------------------------------------------------------------------------

@@ -587,7 +587,7 @@ def test_pidfile_create_writes_pid_atomically(tmp_path):
     assert path.read_bytes() == b"%d\n" % os.getpid()
     assert os.listdir(tmp_path) == ["app.pid"]      # no temporary file left behind
     assert pidfile.read() == os.getpid()
-    assert pidfile.validate() == os.getpid()
+    assert pidfile.running_pid() == os.getpid()
 
 
 def test_pidfile_naming_a_live_process_is_refused(tmp_path):
@@ -723,9 +723,9 @@ ACCEPTED_HEADS = [
     ("query-with-question-marks", b"GET /p??a?b HTTP/1.1" + HOST_LINE, {},
      dict(path="/p", query="?a?b")),
     ("fragment", b"GET /p?q=1#frag HTTP/1.1" + HOST_LINE, {},
-     dict(path="/p", query="q=1", fragment="frag")),
+     dict(path="/p", query="q=1")),
     ("fragment-no-query", b"GET /p#f?x HTTP/1.1" + HOST_LINE, {},
-     dict(path="/p", query="", fragment="f?x")),
+     dict(path="/p", query="")),
     ("percent-path", b"GET /caf%C3%A9 HTTP/1.1" + HOST_LINE, {}, dict(path="/caf%C3%A9")),
     ("http10-no-host", b"GET /x HTTP/1.0", {},
      dict(version=(1, 0), keep_alive=False, host=None, headers=[])),
