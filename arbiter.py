@@ -3242,7 +3242,8 @@ class Worker:
         self.connections.add(conn)
         self.scoreboard.set_connections(self.slot, len(self.connections))
         self.cells[CONNECTIONS_CELL] += 1
-        self.watch(conn, READ)
+        if self.threads > 1:
+            self.watch(conn, READ)
         if len(self.connections) >= self.cfg.worker_connections:
             self.make_room(conn)
         elif self.under_pressure:
@@ -3253,6 +3254,12 @@ class Worker:
             self.defer(conn)
             return
         self.serve_connection(conn)
+        # Sync: the request has mostly arrived with the connection, and is
+        # served before the loop selects on it, so a connection closed after
+        # its response costs no epoll_ctl (a kept one is watched from
+        # response_sent on).
+        if not conn.events and not conn.closed:
+            self.watch(conn, READ)
 
     def pause_accepting(self, exc):
         """accept() found no descriptor (or memory) for a new connection:
