@@ -5822,10 +5822,10 @@ class Log:
         for logger in (self.error_log, self.access_log):
             for handler in logger.handlers:
                 if isinstance(handler, logging.FileHandler):
-                    with handler.lock:
-                        if handler.stream:
-                            handler.stream.close()
-                        handler.stream = handler._open()
+                    stream = open(handler.baseFilename, handler.mode, encoding=handler.encoding)
+                    old = handler.setStream(stream)     # (flushes the old one)
+                    if old is not None:
+                        old.close()
         if self.access_stream is not None:
             self.access_stream = self.own_access_stream(self.cfg)
 
