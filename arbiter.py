@@ -1567,10 +1567,7 @@ class Arbiter:
         if self.wakeup_pipe:
             for fd in self.wakeup_pipe:
                 os.close(fd)
-        self.wakeup_pipe = os.pipe()
-        for fd in self.wakeup_pipe:
-            os.set_blocking(fd, False)
-        signal.set_wakeup_fd(self.wakeup_pipe[1])
+        self.wakeup_pipe = open_wakeup_pipe()
         for signum in SIGNAL_NAMES:
             signal.signal(signum, self.record_signal)
 
@@ -1609,11 +1606,7 @@ class Arbiter:
         if self.status_clients:
             self.expire_status_clients()
         if self.wakeup_pipe[0] in ready:
-            try:
-                while os.read(self.wakeup_pipe[0], 4096):
-                    pass
-            except BlockingIOError:
-                pass
+            drain_wakeup_pipe(self.wakeup_pipe[0])
 
     def next_deadline(self):
         """Seconds until something may need doing: at most one."""
@@ -2808,13 +2801,10 @@ class WorkerRecord:
         self.cfg = cfg
         self.log = log
         self.listeners = listeners      # the master's list it was forked with
-        # A socketpair (datagrams) for connections handed between workers:
-        # the master keeps [0], the worker [1] (see hand_off).
-        self.channel = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
-        # And one for the master to wake a sync worker's handoff watch.
-        self.poke = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
-        for end in self.channel + self.poke:
-            end.setblocking(False)
+        # A channel for connections handed between workers (see hand_off),
+        # and one for the master to wake a sync worker's handoff watch.
+        self.channel = open_channel()
+        self.poke = open_channel()
         self.seen_in_app = 0.0          # its app's request, as the master last saw it
 
     @property
@@ -2892,7 +2882,7 @@ class Worker:
         self.app_queue = None           # threaded: what the app threads take work from
         self.thread_names = {}          # threaded: ident -> name, for timeout reports
         self.idle_threads = 0
-        self.wake_pipe = None
+        self.wakeup_pipe = None
         self.reopen_logs = False
         self.last_tick = 0.0
         self.mtimes = {}                # --reload: path -> mtime
@@ -2949,10 +2939,7 @@ class Worker:
             signal.signal(signum, signal.SIG_DFL)
         for name in ("HUP", "TTIN", "TTOU", "USR2", "WINCH"):
             signal.signal(getattr(signal, "SIG" + name), signal.SIG_IGN)
-        self.wake_pipe = os.pipe()
-        for fd in self.wake_pipe:
-            os.set_blocking(fd, False)
-        signal.set_wakeup_fd(self.wake_pipe[1])
+        self.wakeup_pipe = open_wakeup_pipe()
         signal.signal(signal.SIGTERM, self.handle_exit)
         signal.signal(signal.SIGQUIT, self.handle_quit)
         signal.signal(signal.SIGINT, self.handle_quit)
@@ -3007,7 +2994,7 @@ class Worker:
                          (cfg.limit_request_field_size or DEFAULT_FIELD_SIZE) + 2)
         self.scratch = memoryview(bytearray(READ_SIZE))
         self.selector = selectors.DefaultSelector()
-        self.selector.register(self.wake_pipe[0], READ, WAKE)
+        self.selector.register(self.wakeup_pipe[0], READ, WAKE)
         for sock in self.sockets:
             sock.setblocking(False)
             self.base_environ[sock] = base_environ(sock, cfg)
@@ -3125,11 +3112,7 @@ class Worker:
 
     def on_wake(self):
         """A signal, or app threads handing connections back."""
-        try:
-            while len(os.read(self.wake_pipe[0], 4096)) == 4096:
-                pass        # (one read is enough unless the pipe was full)
-        except BlockingIOError:
-            pass
+        drain_wakeup_pipe(self.wakeup_pipe[0])
         if self.reopen_logs:
             self.reopen_logs = False
             self.log.reopen()
@@ -3463,7 +3446,7 @@ class Worker:
             self.run_request(conn, request)
             self.handed_back.append(conn)
             try:
-                os.write(self.wake_pipe[1], b"\0")
+                os.write(self.wakeup_pipe[1], b"\0")
             except OSError:
                 pass    # full: the loop is awake already
 
@@ -4205,6 +4188,17 @@ class Connection:
         if self.out is not None:
             self.out.close()
         self.sock.close()
+
+
+def open_channel():
+    """A pair of connected datagram sockets between the master and a worker,
+    made before the fork: the master keeps [0], the worker [1]. Non-blocking,
+    so neither ever waits on the other; not inherited (PEP 446) by what
+    either process execs."""
+    pair = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    for end in pair:
+        end.setblocking(False)
+    return pair
 
 
 def send_connection(channel, message, fd):
@@ -6064,6 +6058,30 @@ def systemd_watchdog_interval():
     except ValueError:
         return 0.0
     return usec / 2e6 if usec > 0 and pid == os.getpid() else 0.0
+
+
+def open_wakeup_pipe():
+    """A self-pipe whose write end is signal.set_wakeup_fd()'s: a signal (or
+    an app thread done with a connection) writes a byte that wakes the
+    select() of the master or the worker. Both ends non-blocking: a full
+    pipe must not block a signal handler, and draining stops when it is
+    empty. Not inherited (os.pipe(), PEP 446): a re-exec'd master or the
+    app's children must not hold it open."""
+    pipe = os.pipe()
+    for fd in pipe:
+        os.set_blocking(fd, False)
+    signal.set_wakeup_fd(pipe[1])
+    return pipe
+
+
+def drain_wakeup_pipe(fd):
+    """Empty the self-pipe: its bytes only say "wake up". One read is
+    enough unless it came back full (more may be waiting)."""
+    try:
+        while len(os.read(fd, 4096)) == 4096:
+            pass
+    except BlockingIOError:
+        pass
 
 
 def set_process_title(title):
