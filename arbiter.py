@@ -545,6 +545,18 @@ def no_hook(*args):
     """The default of every server hook but pre_request: do nothing."""
 
 
+def call_hook(server, name, *args):
+    """Run the hook ``name`` of ``server`` (the Arbiter, or a Worker), which
+    it gets first, as gunicorn's hooks do: ``pre_fork(server, worker)``. An
+    exception in it is logged, not fatal. (post_worker_init and pre_request
+    are called directly: a failure there is a boot error, or a 500, as in
+    gunicorn.)"""
+    try:
+        getattr(server.cfg, name)(server, *args)
+    except Exception:
+        server.log.exception("Exception in the %s hook", name)
+
+
 def log_request_start(worker, req):
     """The default pre_request hook, as gunicorn's: the request at debug level."""
     worker.log.debug("%s %s", req.method, req.path)
@@ -1520,8 +1532,8 @@ class Arbiter:
             self.master_name = "Master.2"
         self.pid = os.getpid()
         set_process_title("master [%s]" % self.proc_name)
-        self.call_hook("nworkers_changed", self, self.num_workers, None)   # as gunicorn does
-        self.call_hook("on_starting", self)
+        call_hook(self, "nworkers_changed", self.num_workers, None)   # as gunicorn does
+        call_hook(self, "on_starting")
         self.init_signals()
         if self.cfg.pidfile:
             self.pidfile = Pidfile(self.cfg.pidfile + (".2" if self.master_pid else ""))
@@ -1548,7 +1560,7 @@ class Arbiter:
             self.status_listener = create_status_listener(self.cfg, self.log)
             self.status_listener.setblocking(False)
         prepare_memory_for_fork()
-        self.call_hook("when_ready", self)
+        call_hook(self, "when_ready")
         # A re-exec'd master says it is ready only once promoted: until then
         # the old master is systemd's main process (and may yet be kept).
         if not self.master_pid:
@@ -1627,13 +1639,6 @@ class Arbiter:
             soonest = min(soonest, HANDOFF_DELAY)   # see hurry_stuck_workers
         return soonest
 
-    def call_hook(self, name, *args):
-        """Run a server hook; an exception in it is logged, not fatal."""
-        try:
-            return getattr(self.cfg, name)(*args)
-        except Exception:
-            self.log.exception("Exception in the %s hook", name)
-
 
     # -- periodic work -----------------------------------------------------
 
@@ -1705,7 +1710,7 @@ class Arbiter:
 
     def set_num_workers(self, number):
         old, self.num_workers = self.num_workers, number
-        self.call_hook("nworkers_changed", self, number, old)
+        call_hook(self, "nworkers_changed", number, old)
 
 
     # -- reload, re-exec, promotion ----------------------------------------
@@ -1742,7 +1747,7 @@ class Arbiter:
                 for listener in self.listeners:
                     self.log.info("Listening at: %s (%s)", listener_url(listener), self.pid)
         set_process_title("master [%s]" % self.proc_name)
-        self.call_hook("on_reload", self)
+        call_hook(self, "on_reload")
         self.set_num_workers(self.cfg.workers)     # nworkers_changed, as gunicorn's reload
         self.previous_generation, self.generation = self.generation, self.worker_age + 1
         self.manage_workers()
@@ -1771,7 +1776,7 @@ class Arbiter:
             else:
                 environ["GUNICORN_FD"] = ",".join(map(str, fds))
             os.chdir(self.start_cwd)
-            self.call_hook("pre_exec", self)
+            call_hook(self, "pre_exec")
             os.execve(self.start_argv[0], self.start_argv, environ)
         except BaseException:
             self.log.exception("Re-exec of %s failed", self.start_argv)
@@ -1854,7 +1859,7 @@ class Arbiter:
         self.worker_age += 1
         worker = WorkerRecord(self.worker_age, self.generation, self.scoreboard.claim(),
                               self.scoreboard, self.cfg, self.log, self.listeners)
-        self.call_hook("pre_fork", self, worker)
+        call_hook(self, "pre_fork", worker)
         # Signals wait (blocked) until the child has its own handlers: one
         # that arrived in between would go to the master's handler and be lost.
         signal.pthread_sigmask(signal.SIG_BLOCK, SIGNAL_NAMES)
@@ -1883,7 +1888,7 @@ class Arbiter:
             self.log.info("Booting worker with pid: %s", record.pid)
             worker = Worker(record, self.pid, self.listeners, self.app, self.cfg, self.log,
                             self.scoreboard, self.ssl_context)
-            self.call_hook("post_fork", self, worker)
+            call_hook(self, "post_fork", worker)
             worker.run()
             exit_code = 0
         except SystemExit as exc:
@@ -1897,7 +1902,7 @@ class Arbiter:
         finally:
             try:
                 self.log.info("Worker exiting (pid: %s)", record.pid)
-                self.call_hook("worker_exit", self, worker)
+                call_hook(self, "worker_exit", worker)
                 self.log.close()
             finally:
                 os._exit(exit_code)
@@ -2004,7 +2009,7 @@ class Arbiter:
             self.scoreboard.release(worker.slot)
             worker.channel[0].close()   # with any connection still on its way to it
             worker.poke[0].close()
-            self.call_hook("child_exit", self, worker)
+            call_hook(self, "child_exit", worker)
             code = os.waitstatus_to_exitcode(status) if hasattr(os, "waitstatus_to_exitcode") \
                 else (status >> 8)
             if booted or code not in (WORKER_BOOT_ERROR, APP_LOAD_ERROR):
@@ -2400,7 +2405,7 @@ class Arbiter:
             close_listeners([self.status_listener], unlink=True)
         for client in list(self.status_clients):
             self.drop_status_client(client)
-        self.call_hook("on_exit", self)
+        call_hook(self, "on_exit")
         self.log.close()
         return exit_status
 
@@ -2960,17 +2965,8 @@ class Worker:
 
     def handle_quit(self, signum, frame):
         self.alive = False
-        self.call_hook("worker_int", self)
+        call_hook(self, "worker_int")
         sys.exit(0)
-
-    def call_hook(self, name, *args):
-        """Run a hook in the worker; an exception in it is logged, not fatal.
-        (post_worker_init and pre_request are called directly: a failure
-        there is a boot error, or a 500, as in gunicorn.)"""
-        try:
-            getattr(self.cfg, name)(*args)
-        except Exception:
-            self.log.exception("Exception in the %s hook", name)
 
     def handle_abort(self, signum, frame):
         """SIGABRT from the master: the app overran --timeout (or the loop
@@ -2981,7 +2977,7 @@ class Worker:
         serving = ("while serving %s %s" % (request.method, request.uri)) if request else \
             "outside a request"
         self.log.critical("WORKER TIMEOUT (pid:%s) %s; stack:\n%s", self.pid, serving, where)
-        self.call_hook("worker_abort", self)
+        call_hook(self, "worker_abort")
         sys.exit(1)
 
     # -- the loop ----------------------------------------------------------
@@ -3480,7 +3476,7 @@ class Worker:
             self.app_since = 0.0
             response.duration = time.monotonic() - response.in_app_since
         if self.cfg.post_request is not no_hook:
-            self.call_hook("post_request", self, request, environ, response)
+            call_hook(self, "post_request", request, environ, response)
 
     def finish_request(self, conn):
         """In the loop, once per request after the app: the scoreboard, the
@@ -3726,7 +3722,7 @@ class Worker:
                               request.uri, self.thread_names.get(response.thread),
                               now - response.in_app_since,
                               where)
-            self.call_hook("worker_abort", self)
+            call_hook(self, "worker_abort")
             if not self.retiring:
                 self.retiring = True
                 self.set_accepting(False)
