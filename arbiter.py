@@ -228,9 +228,8 @@ RECYCLE_REASONS = {RECYCLE_MAX_REQUESTS: "max requests", RECYCLE_MEMORY: "memory
 # Why a worker exited, as arbiter_worker_restarts_total labels it: the three
 # recycle reasons, or the master's doing (HUP's new generation, or --reload;
 # TTOU, WINCH, a stop), or the worker's own failure.
-RESTART_CAUSES = ("max_requests", "memory", "timeout", "crash", "reload", "stopped")
-RECYCLE_CAUSES = {RECYCLE_MAX_REQUESTS: "max_requests", RECYCLE_MEMORY: "memory",
-                  RECYCLE_TIMEOUT: "timeout"}
+RECYCLE_CAUSES = {code: reason.replace(" ", "_") for code, reason in RECYCLE_REASONS.items()}
+RESTART_CAUSES = tuple(RECYCLE_CAUSES.values()) + ("crash", "reload", "stopped")
 # The generation of a worker that asked to be replaced: older than any.
 OUTDATED = -1
 # A worker's state in its scoreboard slot's booted byte (0: booting).
@@ -1243,6 +1242,17 @@ REJECTED_OTHER_CELL = CONNECTIONS_CELL + 1 + len(REJECTED_STATUSES)
 COUNTER_CELLS = REJECTED_OTHER_CELL + 1
 
 
+# A worker's slot as the master reads it (Scoreboard.read); see Scoreboard.SLOT.
+SlotState = collections.namedtuple(
+    "SlotState", "busy recycle booted connections requests beat app_since")
+
+
+def field_offsets(codes):
+    """Where each field of a native struct of ``codes`` starts: the size of
+    those before it, padded to its alignment (a "0" count only aligns)."""
+    return [struct.calcsize("@%s0%s" % (codes[:i], code)) for i, code in enumerate(codes)]
+
+
 class Scoreboard:
     """Shared memory (an anonymous mmap, inherited across fork) with one slot
     per worker: how many app slots are busy, why it wants replacing, whether
@@ -1260,18 +1270,21 @@ class Scoreboard:
     # store or load that a reader in another process never sees half done
     # (the standard formats, "=", may copy a float byte by byte).
     HEADER = struct.Struct("@I60x")     # how many slots have ever been in use
-    # The booted byte: SERVING once the worker booted, DRAINING once it stops
-    # taking connections.
-    # busy, recycle reason, booted, connections, requests, last beat, app since
-    SLOT = struct.Struct("@HBBIQdd")
+    # A slot's fields (see SlotState), in order: busy app slots, the recycle
+    # reason (RECYCLE_*, 0: none), the booted byte (0 while booting, SERVING
+    # once booted, DRAINING once it stops taking connections), connections,
+    # requests served, the last heartbeat, since when the app has had its
+    # request (0.0: it has none).
+    SLOT_FORMAT = "HBBIQdd"
+    SLOT = struct.Struct("@" + SLOT_FORMAT)
+    BUSY_AT, RECYCLE_AT, BOOTED_AT, CONNECTIONS_AT, REQUESTS_AT, BEAT_AT, APP_SINCE_AT = \
+        field_offsets(SLOT_FORMAT)
     BUSY = struct.Struct("@H")
     RECYCLE = struct.Struct("@B")
     BOOTED = struct.Struct("@B")
     CONNECTIONS = struct.Struct("@I")
-    FINISHED = struct.Struct("@Qdd")    # requests, beat, app since
+    FINISHED = struct.Struct("@Qdd")    # requests, beat, app since: the last three
     TIME = struct.Struct("@d")
-    BUSY_AT, RECYCLE_AT, BOOTED_AT, CONNECTIONS_AT = 0, 2, 3, 4
-    REQUESTS_AT, BEAT_AT, APP_SINCE_AT = 8, 16, 24
     SLOTS = 1024
 
     def __init__(self):
@@ -1293,8 +1306,7 @@ class Scoreboard:
         if not self.free:
             raise HaltServer("more than %d workers" % self.SLOTS, 1)
         slot = self.free.pop()
-        self.SLOT.pack_into(self.memory, self.offset(slot), 0, 0, 0, 0, 0,
-                            time.monotonic(), 0.0)
+        self.clear(slot, time.monotonic())
         if slot >= self.slots_in_use():
             self.HEADER.pack_into(self.memory, 0, slot + 1)
         return slot
@@ -1302,18 +1314,21 @@ class Scoreboard:
     def release(self, slot):
         """In the master, once the worker is reaped (and its counters are
         folded into the master's): the slot says nothing."""
-        self.SLOT.pack_into(self.memory, self.offset(slot), 0, 0, 0, 0, 0, 0.0, 0.0)
+        self.clear(slot, 0.0)
         start = slot * COUNTER_CELLS * 8
         self.counter_memory[start:start + COUNTER_CELLS * 8] = bytes(COUNTER_CELLS * 8)
         self.free.append(slot)
+
+    def clear(self, slot, beat):
+        """In the master: every field of the slot zero, but the heartbeat."""
+        self.SLOT.pack_into(self.memory, self.offset(slot), 0, 0, 0, 0, 0, beat, 0.0)
 
     def slots_in_use(self):
         return self.HEADER.unpack_from(self.memory, 0)[0]
 
     def read(self, slot):
-        """(busy, recycle reason, booted, connections, requests, last beat,
-        app since)."""
-        return self.SLOT.unpack_from(self.memory, self.offset(slot))
+        """In the master: a SlotState of the worker's fields, now."""
+        return SlotState._make(self.SLOT.unpack_from(self.memory, self.offset(slot)))
 
     def read_counters(self, slot):
         """A copy of a worker's metric counters (COUNTER_CELLS numbers)."""
@@ -1394,7 +1409,7 @@ class Heartbeat:
         self.scoreboard.beat(self.slot, time.monotonic())
 
     def last_update(self):
-        return self.scoreboard.read(self.slot)[5]
+        return self.scoreboard.read(self.slot).beat
 
     def close(self):
         pass
@@ -1649,7 +1664,7 @@ class Arbiter:
         self.complaints.flush()
         if self.log.statsd and now >= self.next_metrics:
             self.next_metrics = now + 1.0
-            busy = sum(1 for w in self.workers.values() if self.scoreboard.read(w.slot)[0])
+            busy = sum(1 for w in self.workers.values() if self.scoreboard.read(w.slot).busy)
             self.log.statsd.send("gunicorn.workers:%d|g\ngunicorn.workers.busy:%d|g"
                                  % (len(self.workers), busy))
         if self.watchdog_interval and now >= self.next_watchdog:
@@ -1999,8 +2014,8 @@ class Arbiter:
             if worker is None:
                 continue
             slot = self.scoreboard.read(worker.slot)
-            booted = worker.booted or slot[2]
-            self.served_by_gone += slot[4]
+            booted = worker.booted or slot.booted
+            self.served_by_gone += slot.requests
             self.counted_by_gone = [a + b for a, b in zip(
                 self.counted_by_gone, self.scoreboard.read_counters(worker.slot))]
             self.cpu_of_gone += usage.ru_utime + usage.ru_stime
@@ -2013,7 +2028,7 @@ class Arbiter:
             code = os.waitstatus_to_exitcode(status) if hasattr(os, "waitstatus_to_exitcode") \
                 else (status >> 8)
             if booted or code not in (WORKER_BOOT_ERROR, APP_LOAD_ERROR):
-                self.check_start(worker, booted, slot[1])
+                self.check_start(worker, booted, slot.recycle)
                 continue
             reason = "App failed to load." if code == APP_LOAD_ERROR else "Worker failed to boot."
             if worker.generation > self.previous_generation and \
@@ -2037,7 +2052,7 @@ class Arbiter:
         recycled; its loop or app overran --timeout; the master stopped it,
         for a new generation (HUP) or not (TTOU, WINCH, a stop); it exited
         cleanly on its own (--reload saw a change); or it failed."""
-        recycled = self.scoreboard.read(worker.slot)[1]
+        recycled = self.scoreboard.read(worker.slot).recycle
         if recycled:
             return RECYCLE_CAUSES[recycled]
         if worker.retired_at is not None:
@@ -2066,13 +2081,14 @@ class Arbiter:
         (booted as the scoreboard says now: check_workers() may not have
         looked since)."""
         return sum(1 for w in self.workers.values()
-                   if (w.booted or self.scoreboard.read(w.slot)[2]) and w.retired_at is None
+                   if (w.booted or self.scoreboard.read(w.slot).booted) and w.retired_at is None
                    and w.generation >= self.generation)
 
     def log_worker_exit(self, worker, status):
         """Say why a worker died: exit code, signal, timeout or recycling,
         and how many client connections it still held (they went with it)."""
-        _, recycled, _, connections = self.scoreboard.read(worker.slot)[:4]
+        slot = self.scoreboard.read(worker.slot)
+        recycled, connections = slot.recycle, slot.connections
         if worker.aborted_at is not None:
             cause = "timeout"
         elif recycled:
@@ -2147,7 +2163,8 @@ class Arbiter:
             return
         serving = [(w, self.scoreboard.read(w.slot)) for w in self.workers.values()
                    if w.booted and w.retired_at is None]
-        if not any(not slot[0] and slot[2] == SERVING and not slot[1] for _, slot in serving):
+        if not any(not slot.busy and slot.booted == SERVING and not slot.recycle
+                   for _, slot in serving):
             return
         for worker, (busy, _, _, connections, _, _, app_since) in serving:
             stuck = busy and app_since and app_since == worker.seen_in_app and \
@@ -2170,9 +2187,10 @@ class Arbiter:
             if worker is source or worker.retired_at is not None or \
                     worker.generation == OUTDATED or worker.listeners is not source.listeners:
                 continue
-            busy, recycle, booted, connections = self.scoreboard.read(worker.slot)[:4]
-            if booted == SERVING and not recycle:
-                candidates.append((busy >= threads, busy, connections, worker.age, worker))
+            slot = self.scoreboard.read(worker.slot)
+            if slot.booted == SERVING and not slot.recycle:
+                candidates.append((slot.busy >= threads, slot.busy, slot.connections,
+                                   worker.age, worker))
         candidates.sort(key=lambda c: c[:4])
         return [c[-1] for c in candidates] + [source]
 
@@ -2254,15 +2272,15 @@ class Arbiter:
         """(HTTP status, JSON-able dict) of the server, from the scoreboard."""
         workers = list(self.workers.values())
         slots = [self.scoreboard.read(w.slot) for w in workers]
-        busy = sum(1 for slot in slots if slot[0])
-        served = self.served_by_gone + sum(slot[4] for slot in slots)
+        busy = sum(1 for slot in slots if slot.busy)
+        served = self.served_by_gone + sum(slot.requests for slot in slots)
         booted = sum(1 for w in workers if w.booted and w.retired_at is None)
         draining = self.drain_until is not None or self.shutdown is not None
         state = "draining" if draining else "ready" if booted else "starting"
         return (200 if state == "ready" else 503), {
             "status": state, "pid": self.pid, "workers": len(workers),
             "workers_booted": booted, "workers_busy": busy, "workers_wanted": self.num_workers,
-            "threads": self.cfg.threads, "threads_busy": sum(slot[0] for slot in slots),
+            "threads": self.cfg.threads, "threads_busy": sum(slot.busy for slot in slots),
             "requests": served, "uptime": round(time.monotonic() - self.started_at, 3),
             "version": __version__}
 
@@ -2313,13 +2331,13 @@ class Arbiter:
             ("arbiter_workers_booted", "gauge", "Workers booted and serving.",
              [("", (), booted)]),
             ("arbiter_workers_busy", "gauge", "Workers with a request in an app slot.",
-             [("", (), sum(1 for slot in slots if slot[0]))]),
+             [("", (), sum(1 for slot in slots if slot.busy))]),
             ("arbiter_threads", "gauge", "App slots (--threads) of the running workers.",
              [("", (), self.cfg.threads * len(workers))]),
             ("arbiter_threads_busy", "gauge", "App slots with a request.",
-             [("", (), sum(slot[0] for slot in slots))]),
+             [("", (), sum(slot.busy for slot in slots))]),
             ("arbiter_connections", "gauge", "Client connections the workers hold.",
-             [("", (), sum(slot[3] for slot in slots))]),
+             [("", (), sum(slot.connections for slot in slots))]),
             ("arbiter_connections_total", "counter", "Client connections accepted.",
              [("", (), counted[CONNECTIONS_CELL])]),
             ("arbiter_keepalive_reuses_total", "counter",
