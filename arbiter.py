@@ -1560,8 +1560,7 @@ class Arbiter:
         if not self.listeners:
             self.listeners = create_listeners(self.cfg, self.log)
         self.log.debug("Arbiter booted")
-        for listener in self.listeners:
-            self.log.info("Listening at: %s (%s)", listener_url(listener), self.pid)
+        self.log_listeners()
         self.log.info("Using worker: %s", "gthread" if self.cfg.threads > 1 or
                       self.cfg.worker_class == "gthread" else "sync")
         if self.app is None and self.cfg.app_uri is None:
@@ -1581,6 +1580,11 @@ class Arbiter:
         if not self.master_pid:
             sd_notify("READY=1\nMAINPID=%d\nSTATUS=Serving on %s" % (
                 self.pid, ", ".join(listener_url(s) for s in self.listeners)), self.log)
+
+    def log_listeners(self):
+        """gunicorn's line per listener, at start and when a reload rebinds."""
+        for listener in self.listeners:
+            self.log.info("Listening at: %s (%s)", listener_url(listener), self.pid)
 
     def log_configuration(self):
         """gunicorn's debug lines of the resolved settings (at start and on
@@ -1759,8 +1763,7 @@ class Arbiter:
             else:
                 close_listeners(self.listeners, unlink=True)
                 self.listeners = listeners
-                for listener in self.listeners:
-                    self.log.info("Listening at: %s (%s)", listener_url(listener), self.pid)
+                self.log_listeners()
         set_process_title("master [%s]" % self.proc_name)
         call_hook(self, "on_reload")
         self.set_num_workers(self.cfg.workers)     # nworkers_changed, as gunicorn's reload
@@ -4073,24 +4076,17 @@ class Connection:
             return True
 
     def check_head_size(self, buffer):
+        """A partial head (``buffer``, no blank line in it yet) must not
+        outgrow the limits before it is whole: the request line (the line
+        so far, less the CRLF that may end it), the worker's max_head, and
+        --limit-request-head (less the blank line that may end it; what
+        follows a head, a pipelined request, is never checked here)."""
         cfg = self.worker.cfg
         line_end = buffer.find(b"\n")
-        if cfg.limit_request_line and (line_end < 0 and len(buffer) > cfg.limit_request_line + 2
-                                       or line_end > cfg.limit_request_line + 1):
-            raise URITooLong("request line longer than %d bytes" % cfg.limit_request_line)
+        check_request_line_length(line_end - 1 if line_end >= 0 else len(buffer) - 2, cfg)
         if len(buffer) > self.worker.max_head:
             raise HeadersTooLarge("request head larger than %d bytes" % self.worker.max_head)
-        self.check_whole_head(buffer)
-
-    def check_whole_head(self, buffer):
-        """--limit-request-head bounds what a partial head may hold: the
-        per-line and per-field limits alone allow ~800 KB per connection.
-        (The blank line that ends a head is not counted; the buffer may
-        hold the start of a pipelined request after it, never checked.)"""
-        limit = self.worker.cfg.limit_request_head
-        if limit and len(buffer) > limit + 4:
-            raise HeadersTooLarge("request head larger than %d bytes (--limit-request-head)"
-                                  % limit)
+        check_head_length(len(buffer) - 4, cfg)
 
     def movable(self):
         """May another worker take this connection over? Only between
@@ -4724,11 +4720,8 @@ def parse_head(head, cfg):
     status is the answer (RFC 9110/9112; the rules are listed in README).
     """
     line, _, fields = head.decode("latin-1").partition("\r\n")
-    if cfg.limit_request_line and len(line) > cfg.limit_request_line:
-        raise URITooLong("request line longer than %d bytes" % cfg.limit_request_line)
-    if cfg.limit_request_head and len(head) > cfg.limit_request_head:
-        raise HeadersTooLarge("request head larger than %d bytes (--limit-request-head)"
-                              % cfg.limit_request_head)
+    check_request_line_length(len(line), cfg)
+    check_head_length(len(head), cfg)
     match = COMMON_REQUEST_LINE.fullmatch(line)
     if match is not None and not cfg.casefold_http_method:
         # The common case in one regex: a conventional method, an
@@ -4746,6 +4739,23 @@ def parse_head(head, cfg):
         parse_fields(request, fields, cfg)
     check_fields(request, cfg)
     return request
+
+
+def check_request_line_length(length, cfg):
+    """--limit-request-line (0: none): a request line of ``length`` bytes,
+    its CRLF not counted, is a 414 beyond it. Checked as the head arrives
+    (Connection.check_head_size) and once it is whole (parse_head)."""
+    if cfg.limit_request_line and length > cfg.limit_request_line:
+        raise URITooLong("request line longer than %d bytes" % cfg.limit_request_line)
+
+
+def check_head_length(length, cfg):
+    """--limit-request-head (0: none): a head of ``length`` bytes, its blank
+    line not counted, is a 431 beyond it. The per-line and per-field
+    limits alone allow ~800 KB per connection."""
+    if cfg.limit_request_head and length > cfg.limit_request_head:
+        raise HeadersTooLarge("request head larger than %d bytes (--limit-request-head)"
+                              % cfg.limit_request_head)
 
 
 def parse_request_line(line, cfg):
@@ -5137,6 +5147,13 @@ HEADER_KEYS = {"CONTENT-TYPE": "CONTENT_TYPE", "CONTENT-LENGTH": "CONTENT_LENGTH
 ENVIRON_KEY_CACHE_SIZE = 1024
 
 
+def http_environ_key(name):
+    """The environ key of a request header field (PEP 3333, after CGI's
+    RFC 3875 §4.1.18): ``X-Forwarded-Proto`` -> ``HTTP_X_FORWARDED_PROTO``.
+    (Content-Type and Content-Length have keys of their own: HEADER_KEYS.)"""
+    return "HTTP_" + name.upper().replace("-", "_")
+
+
 def build_environ(request, conn, worker):
     """The PEP 3333 environ of one request."""
     environ = worker.base_environ[conn.listener].copy()
@@ -5144,10 +5161,7 @@ def build_environ(request, conn, worker):
         environ["wsgi.errors"] = worker.base_environ[conn.listener]["wsgi.errors"] = \
             ErrorsStream(worker.log)
     peer = conn.peer
-    path = request.path
-    if "%" in path:
-        from urllib.parse import unquote_to_bytes
-        path = unquote_to_bytes(path).decode("latin-1")
+    path = decoded_path(request)
     script_name = environ["SCRIPT_NAME"]
     if script_name and path.startswith(script_name) and \
             path[len(script_name):len(script_name) + 1] in ("", "/"):
@@ -5173,7 +5187,7 @@ def build_environ(request, conn, worker):
             if len(keys) >= ENVIRON_KEY_CACHE_SIZE:  # new names from clients: bounded
                 keys.clear()
                 keys.update(HEADER_KEYS)
-            key = keys[name] = HEADER_KEYS.get(name) or "HTTP_" + name.replace("-", "_")
+            key = keys[name] = HEADER_KEYS.get(name) or http_environ_key(name)
         # Content-Length fields that differ were refused by check_fields;
         # equal ones are one length ("11", not "11,11").
         if key in environ and key != "CONTENT_LENGTH":
@@ -5187,6 +5201,16 @@ def build_environ(request, conn, worker):
         if request.forwarded:
             apply_forwarded_fields(environ, request)
     return environ
+
+
+def decoded_path(request):
+    """The request's path, percent-decoded as PATH_INFO has it: the bytes
+    as latin-1 text (PEP 3333's "bytes in a str")."""
+    path = request.path
+    if "%" in path:
+        from urllib.parse import unquote_to_bytes
+        path = unquote_to_bytes(path).decode("latin-1")
+    return path
 
 
 def is_trusted_proxy(peer, cfg):
@@ -5227,10 +5251,7 @@ def apply_forwarded_fields(environ, request):
     fields = dict(request.forwarded)
     script_name = fields.get("SCRIPT_NAME", "").rstrip("/")
     if script_name and "PATH_INFO" not in fields:
-        path = request.path
-        if "%" in path:
-            from urllib.parse import unquote_to_bytes
-            path = unquote_to_bytes(path).decode("latin-1")
+        path = decoded_path(request)
         rest = path[len(script_name):]
         if not path.startswith(script_name) or rest[:1] not in ("", "/"):
             raise BadRequest("the path is not under the SCRIPT_NAME the proxy sent")
@@ -5242,7 +5263,7 @@ def apply_forwarded_fields(environ, request):
 
 def secure_header_keys(cfg):
     """``secure_scheme_headers`` as (environ key, lower-case secure value)."""
-    return [("HTTP_" + name.upper().replace("-", "_"), value.lower())
+    return [(http_environ_key(name), value.lower())
             for name, value in cfg.secure_scheme_headers.items()]
 
 
@@ -5706,7 +5727,7 @@ class AccessAtoms(dict):
         if key.startswith("{") and len(key) > 3 and key[-2] == "}":
             name, kind = key[1:-2], key[-1]
             if kind == "i":
-                return environ.get("HTTP_" + name.upper().replace("-", "_"), "-")
+                return environ.get(http_environ_key(name), "-")
             if kind == "o":
                 for header, value in response.headers or ():
                     if header.lower() == name.lower():
