@@ -2775,6 +2775,20 @@ def io_deadline(started, timeout, transferred, min_rate):
     return started + timeout + (transferred / min_rate if min_rate else 0.0)
 
 
+def blocked_on(exc):
+    """What a non-blocking socket call (recv, send, sendmsg; TLS reads and
+    writes; sendfile from the loop) that raised the OSError ``exc`` waits
+    for: READ, WRITE (TLS must write first), or 0 when a signal interrupted
+    it (call again). Any other error: the client is gone (ClientGone)."""
+    if isinstance(exc, WANT_READ):
+        return READ
+    if isinstance(exc, WANT_WRITE):
+        return WRITE
+    if isinstance(exc, InterruptedError):
+        return 0
+    raise ClientGone() from None
+
+
 class Complaints:
     """Problems that may recur many times a second, logged at most once per
     COMPLAINT_INTERVAL each: the first at once, the rest as a count on the
@@ -3941,20 +3955,17 @@ class Connection:
                 self.check_head_size(buffer)
             try:
                 data = self.sock.recv(READ_SIZE)
-            except WANT_READ:
+            except WANT_READ:       # (inline: once per request on keep-alive)
                 if buffer and self.idle:
                     # The next request has begun: it has --head-timeout.
                     self.idle = False
                     self.deadline = io_deadline(time.monotonic(),
                                                 self.worker.cfg.head_timeout, 0, 0)
                 return None
-            except WANT_WRITE:
-                self.wait_briefly(select.POLLOUT)
+            except OSError as exc:
+                if blocked_on(exc) == WRITE:
+                    self.wait_briefly(select.POLLOUT)
                 continue
-            except InterruptedError:
-                continue
-            except OSError:
-                raise ClientGone() from None
             if not data:
                 raise ClientGone()
             if not buffer:
@@ -3985,15 +3996,13 @@ class Connection:
                     size = self.sock.recv_into(view[body.filled:])
                 else:
                     size = self.sock.recv_into(scratch)
-            except WANT_READ + WANT_WRITE:
+            except OSError as exc:
+                if not blocked_on(exc):
+                    continue
                 cfg = self.worker.cfg
                 self.deadline = io_deadline(self.io_started, cfg.body_timeout,
                                             body.received, cfg.body_min_rate)
                 return False
-            except InterruptedError:
-                continue
-            except OSError:
-                raise ClientGone() from None
             if not size:
                 raise ClientGone()      # the body ended early: nobody to answer
             if view is not None:
@@ -4015,10 +4024,10 @@ class Connection:
         while True:
             try:
                 peeked = self.sock.recv(PROXY_MAX, socket.MSG_PEEK)
-            except BlockingIOError:
+            except OSError as exc:
+                if not blocked_on(exc):
+                    continue
                 return False
-            except OSError:
-                raise ClientGone() from None
             if not peeked:
                 raise ClientGone()
             data = self.buffer + peeked
@@ -4113,10 +4122,9 @@ class Connection:
         if out is None or not out.segments:
             try:
                 sent = self.sock.send(data)
-            except WANT_READ + WANT_WRITE + (InterruptedError,):
+            except OSError as exc:
+                blocked_on(exc)     # (the rest waits in the OutputBuffer)
                 sent = 0
-            except OSError:
-                raise ClientGone() from None
             if sent == len(data):
                 return
             data = memoryview(data)[sent:]
@@ -4557,10 +4565,9 @@ class OutputBuffer:
                     sent = sock.sendmsg(batch)
                 if not self.consume(sent):
                     return False
-        except WANT_READ + WANT_WRITE + (InterruptedError,):
+        except OSError as exc:
+            blocked_on(exc)     # (the loop calls again when the socket is writable)
             return False
-        except OSError:
-            raise ClientGone() from None
         if self.spool is not None and self.spool_end:
             # The spool is used again from its start, but sendfile() left
             # the socket references to its pages, not copies: writing over
