@@ -382,20 +382,21 @@ class ResponseError(Exception):
 # ---------------------------------------------------------------------------
 
 def to_int(value):
-    try:
-        number = int(value, 0) if isinstance(value, str) else int(value)
-    except (TypeError, ValueError):
-        raise ConfigError("not an integer: %r" % (value,)) from None
-    if number < 0:
-        raise ConfigError("must not be negative: %r" % (value,))
-    return number
+    """An integer, 0 or more; a string may say 0x10 or 0o22 (a umask)."""
+    return to_non_negative(value, lambda v: int(v, 0) if isinstance(v, str) else int(v),
+                           "not an integer")
 
 
 def to_float(value):
+    return to_non_negative(value, float, "not a number")
+
+
+def to_non_negative(value, convert, complaint):
+    """``convert(value)``; a ConfigError if that fails or is below zero."""
     try:
-        number = float(value)
+        number = convert(value)
     except (TypeError, ValueError):
-        raise ConfigError("not a number: %r" % (value,)) from None
+        raise ConfigError("%s: %r" % (complaint, value)) from None
     if number < 0:
         raise ConfigError("must not be negative: %r" % (value,))
     return number
@@ -405,16 +406,16 @@ def to_workers(value):
     """An integer, or ``auto``: the CPUs this process may use (see cpu_quota)."""
     if isinstance(value, str) and value.strip().lower() == "auto":
         return max(1, cpu_quota())
-    number = to_int(value)
-    if number < 1:
-        raise ConfigError("at least one worker is needed")
-    return number
+    return at_least_one(to_int(value), "worker")
 
 
 def to_threads(value):
-    number = to_int(value)
+    return at_least_one(to_int(value), "thread")
+
+
+def at_least_one(number, what):
     if number < 1:
-        raise ConfigError("at least one thread is needed")
+        raise ConfigError("at least one %s is needed" % what)
     return number
 
 
@@ -5330,6 +5331,16 @@ def error_page(status):
             b"Content-Length: %d\r\n\r\n" % (status, reason.encode("ascii"), len(body))) + body
 
 
+def as_error_page(response, status):
+    """Make ``response`` say, to the access log and the metrics, what
+    error_page(status) sends: its status, no app headers, its body's size."""
+    reason = REASONS.get(status, "Error")
+    response.status = "%d %s" % (status, reason)
+    response.status_code = status
+    response.headers = []
+    response.sent = len(reason) + 1     # the body: the reason and a newline
+
+
 HEADER_CACHE_SIZE = 4096
 
 
@@ -5360,10 +5371,7 @@ class ErrorResponse:
     request that never reached the app."""
 
     def __init__(self, status):
-        self.status = "%d %s" % (status, REASONS.get(status, "Error"))
-        self.status_code = status
-        self.headers = []
-        self.sent = len(REASONS.get(status, "Error")) + 1
+        as_error_page(self, status)
 
 
 class Response:
@@ -5597,10 +5605,7 @@ class Response:
     def become_error(self, status):
         """The app failed before its head left: what goes out (and is
         logged) is the error page of ``status``."""
-        self.status = "%d %s" % (status, REASONS.get(status, "Error"))
-        self.status_code = status
-        self.headers = []
-        self.sent = len(REASONS.get(status, "Error")) + 1
+        as_error_page(self, status)
         self.head_length = len(error_page(status)) - self.sent
         self.head_sent = True
         self.must_close = True
@@ -5890,26 +5895,29 @@ class Log:
 
     def warning(self, msg, *args):
         self.error_log.warning(msg, *args)
-        if self.statsd:
-            self.statsd.send("gunicorn.log.warning:1|c")
+        self.count_line("warning")
 
     def error(self, msg, *args):
         self.error_log.error(msg, *args)
-        if self.statsd:
-            self.statsd.send("gunicorn.log.error:1|c")
+        self.count_line("error")
 
     def critical(self, msg, *args):
         self.error_log.critical(msg, *args)
-        if self.statsd:
-            self.statsd.send("gunicorn.log.critical:1|c")
+        self.count_line("critical")
 
     def exception(self, msg, *args):
         self.error_log.exception(msg, *args)
-        if self.statsd:
-            self.statsd.send("gunicorn.log.exception:1|c")
+        self.count_line("exception")
 
     def log(self, level, msg, *args):
         self.error_log.log(level, msg, *args)
+
+    def count_line(self, level):
+        """gunicorn's statsd counter of the error log's lines at ``level``
+        (warning and up): gunicorn.log.<level>. The level's own method
+        calls it after the line, so a format's %(funcName)s is unchanged."""
+        if self.statsd:
+            self.statsd.send("gunicorn.log.%s:1|c" % level)
 
     def access(self, response, request, environ, request_time):
         """One access-log line in ``access_log_format`` (gunicorn's atoms),
