@@ -245,6 +245,7 @@ DRAIN_IDLE_GRACE = 0.5
 # new one beyond closes the oldest), from its select loop, never blocking.
 STATUS_CLIENT_TIMEOUT = 1.0
 STATUS_CLIENTS_MOST = 16
+STATUS_HEAD_MOST = 8192     # of a status client's request: all we read of it
 # Workers that die as they start (before they boot, or within
 # FAILED_START_WINDOW seconds) delay the next spawn: 0.1 s, doubling with each
 # one in a row up to SPAWN_BACKOFF_MAX, instead of a fork storm. Never more
@@ -255,6 +256,9 @@ SPAWN_BACKOFF_MIN, SPAWN_BACKOFF_MAX = 0.1, 10.0
 BOOTING_MOST = 8
 WORKERS_MOST = 512      # half the scoreboard's slots: a reload can still double them
 READ_SIZE = 65536
+# The most one sendfile() call is asked for: Linux moves at most ~2 GiB per
+# call anyway, and a count must fit the C types of every platform.
+SENDFILE_MOST = 1 << 30
 # A request body kept in memory from this size on is an mmap (see IncomingBody).
 MMAP_BODY_SIZE = 128 * 1024
 
@@ -308,8 +312,8 @@ class HTTPError(Exception):
     """A request that is answered with an error page; ``status`` says which.
 
     Every rejection is a subclass, so the one function that turns an
-    exception into a response (``error_response``) needs no isinstance
-    ladder. After an HTTPError the connection is always closed: nothing
+    exception into a response (``error_page(exc.status)``, sent by
+    Worker.reject or Worker.handle_error) needs no isinstance ladder. After an HTTPError the connection is always closed: nothing
     that follows a bad request is read as a new request.
     """
 
@@ -2233,12 +2237,12 @@ class Arbiter:
         state = self.status_clients[client]
         try:
             if state[2] is None:
-                data = client.recv(8192)
+                data = client.recv(STATUS_HEAD_MOST)
                 if not data:
                     return self.drop_status_client(client)
                 state[1] += data
                 if b"\r\n\r\n" not in state[1] and b"\n\n" not in state[1] and \
-                        len(state[1]) < 8192:
+                        len(state[1]) < STATUS_HEAD_MOST:
                     return
                 target = (state[1].split(b"\r\n", 1)[0].split(b" ") + [b""])[1]
                 if target.split(b"?", 1)[0] == b"/metrics":
@@ -4144,7 +4148,7 @@ class Connection:
         if out is None or not out.segments:
             while count > 0:
                 try:
-                    sent = os.sendfile(self.fd, fd, offset, min(count, 1 << 30))
+                    sent = os.sendfile(self.fd, fd, offset, min(count, SENDFILE_MOST))
                 except (BlockingIOError, InterruptedError):
                     break
                 except OSError as exc:
@@ -4607,7 +4611,7 @@ class OutputBuffer:
                 data = os.pread(fd, min(end - offset, READ_SIZE), offset)
                 sent = sock.send(data) if data else 0
             else:
-                sent = os.sendfile(sock.fileno(), fd, offset, min(end - offset, 1 << 30))
+                sent = os.sendfile(sock.fileno(), fd, offset, min(end - offset, SENDFILE_MOST))
             if sent == 0:
                 raise ClientGone()      # the file is shorter than it was
             offset += sent
