@@ -6131,8 +6131,9 @@ def open_wakeup_pipe():
 def drain_wakeup_pipe(fd):
     """Empty the self-pipe: its bytes only say "wake up". One read is
     enough unless it came back full (more may be waiting)."""
+    size = 4096
     try:
-        while len(os.read(fd, 4096)) == 4096:
+        while len(os.read(fd, size)) == size:
             pass
     except BlockingIOError:
         pass
