@@ -228,9 +228,8 @@ RECYCLE_REASONS = {RECYCLE_MAX_REQUESTS: "max requests", RECYCLE_MEMORY: "memory
 # Why a worker exited, as arbiter_worker_restarts_total labels it: the three
 # recycle reasons, or the master's doing (HUP's new generation, or --reload;
 # TTOU, WINCH, a stop), or the worker's own failure.
-RESTART_CAUSES = ("max_requests", "memory", "timeout", "crash", "reload", "stopped")
-RECYCLE_CAUSES = {RECYCLE_MAX_REQUESTS: "max_requests", RECYCLE_MEMORY: "memory",
-                  RECYCLE_TIMEOUT: "timeout"}
+RECYCLE_CAUSES = {code: reason.replace(" ", "_") for code, reason in RECYCLE_REASONS.items()}
+RESTART_CAUSES = tuple(RECYCLE_CAUSES.values()) + ("crash", "reload", "stopped")
 # The generation of a worker that asked to be replaced: older than any.
 OUTDATED = -1
 # A worker's state in its scoreboard slot's booted byte (0: booting).
@@ -246,6 +245,7 @@ DRAIN_IDLE_GRACE = 0.5
 # new one beyond closes the oldest), from its select loop, never blocking.
 STATUS_CLIENT_TIMEOUT = 1.0
 STATUS_CLIENTS_MOST = 16
+STATUS_HEAD_MOST = 8192     # of a status client's request: all we read of it
 # Workers that die as they start (before they boot, or within
 # FAILED_START_WINDOW seconds) delay the next spawn: 0.1 s, doubling with each
 # one in a row up to SPAWN_BACKOFF_MAX, instead of a fork storm. Never more
@@ -256,6 +256,9 @@ SPAWN_BACKOFF_MIN, SPAWN_BACKOFF_MAX = 0.1, 10.0
 BOOTING_MOST = 8
 WORKERS_MOST = 512      # half the scoreboard's slots: a reload can still double them
 READ_SIZE = 65536
+# The most one sendfile() call is asked for: Linux moves at most ~2 GiB per
+# call anyway, and a count must fit the C types of every platform.
+SENDFILE_MOST = 1 << 30
 # A request body kept in memory from this size on is an mmap (see IncomingBody).
 MMAP_BODY_SIZE = 128 * 1024
 
@@ -309,8 +312,8 @@ class HTTPError(Exception):
     """A request that is answered with an error page; ``status`` says which.
 
     Every rejection is a subclass, so the one function that turns an
-    exception into a response (``error_response``) needs no isinstance
-    ladder. After an HTTPError the connection is always closed: nothing
+    exception into a response (``error_page(exc.status)``, sent by
+    Worker.reject or Worker.handle_error) needs no isinstance ladder. After an HTTPError the connection is always closed: nothing
     that follows a bad request is read as a new request.
     """
 
@@ -383,20 +386,21 @@ class ResponseError(Exception):
 # ---------------------------------------------------------------------------
 
 def to_int(value):
-    try:
-        number = int(value, 0) if isinstance(value, str) else int(value)
-    except (TypeError, ValueError):
-        raise ConfigError("not an integer: %r" % (value,)) from None
-    if number < 0:
-        raise ConfigError("must not be negative: %r" % (value,))
-    return number
+    """An integer, 0 or more; a string may say 0x10 or 0o22 (a umask)."""
+    return to_non_negative(value, lambda v: int(v, 0) if isinstance(v, str) else int(v),
+                           "not an integer")
 
 
 def to_float(value):
+    return to_non_negative(value, float, "not a number")
+
+
+def to_non_negative(value, convert, complaint):
+    """``convert(value)``; a ConfigError if that fails or is below zero."""
     try:
-        number = float(value)
+        number = convert(value)
     except (TypeError, ValueError):
-        raise ConfigError("not a number: %r" % (value,)) from None
+        raise ConfigError("%s: %r" % (complaint, value)) from None
     if number < 0:
         raise ConfigError("must not be negative: %r" % (value,))
     return number
@@ -406,16 +410,16 @@ def to_workers(value):
     """An integer, or ``auto``: the CPUs this process may use (see cpu_quota)."""
     if isinstance(value, str) and value.strip().lower() == "auto":
         return max(1, cpu_quota())
-    number = to_int(value)
-    if number < 1:
-        raise ConfigError("at least one worker is needed")
-    return number
+    return at_least_one(to_int(value), "worker")
 
 
 def to_threads(value):
-    number = to_int(value)
+    return at_least_one(to_int(value), "thread")
+
+
+def at_least_one(number, what):
     if number < 1:
-        raise ConfigError("at least one thread is needed")
+        raise ConfigError("at least one %s is needed" % what)
     return number
 
 
@@ -543,6 +547,18 @@ def ignored(value):
 
 def no_hook(*args):
     """The default of every server hook but pre_request: do nothing."""
+
+
+def call_hook(server, name, *args):
+    """Run the hook ``name`` of ``server`` (the Arbiter, or a Worker), which
+    it gets first, as gunicorn's hooks do: ``pre_fork(server, worker)``. An
+    exception in it is logged, not fatal. (post_worker_init and pre_request
+    are called directly: a failure there is a boot error, or a 500, as in
+    gunicorn.)"""
+    try:
+        getattr(server.cfg, name)(server, *args)
+    except Exception:
+        server.log.exception("Exception in the %s hook", name)
 
 
 def log_request_start(worker, req):
@@ -1231,6 +1247,17 @@ REJECTED_OTHER_CELL = CONNECTIONS_CELL + 1 + len(REJECTED_STATUSES)
 COUNTER_CELLS = REJECTED_OTHER_CELL + 1
 
 
+# A worker's slot as the master reads it (Scoreboard.read); see Scoreboard.SLOT.
+SlotState = collections.namedtuple(
+    "SlotState", "busy recycle booted connections requests beat app_since")
+
+
+def field_offsets(codes):
+    """Where each field of a native struct of ``codes`` starts: the size of
+    those before it, padded to its alignment (a "0" count only aligns)."""
+    return [struct.calcsize("@%s0%s" % (codes[:i], code)) for i, code in enumerate(codes)]
+
+
 class Scoreboard:
     """Shared memory (an anonymous mmap, inherited across fork) with one slot
     per worker: how many app slots are busy, why it wants replacing, whether
@@ -1248,18 +1275,21 @@ class Scoreboard:
     # store or load that a reader in another process never sees half done
     # (the standard formats, "=", may copy a float byte by byte).
     HEADER = struct.Struct("@I60x")     # how many slots have ever been in use
-    # The booted byte: SERVING once the worker booted, DRAINING once it stops
-    # taking connections.
-    # busy, recycle reason, booted, connections, requests, last beat, app since
-    SLOT = struct.Struct("@HBBIQdd")
+    # A slot's fields (see SlotState), in order: busy app slots, the recycle
+    # reason (RECYCLE_*, 0: none), the booted byte (0 while booting, SERVING
+    # once booted, DRAINING once it stops taking connections), connections,
+    # requests served, the last heartbeat, since when the app has had its
+    # request (0.0: it has none).
+    SLOT_FORMAT = "HBBIQdd"
+    SLOT = struct.Struct("@" + SLOT_FORMAT)
+    BUSY_AT, RECYCLE_AT, BOOTED_AT, CONNECTIONS_AT, REQUESTS_AT, BEAT_AT, APP_SINCE_AT = \
+        field_offsets(SLOT_FORMAT)
     BUSY = struct.Struct("@H")
     RECYCLE = struct.Struct("@B")
     BOOTED = struct.Struct("@B")
     CONNECTIONS = struct.Struct("@I")
-    FINISHED = struct.Struct("@Qdd")    # requests, beat, app since
+    FINISHED = struct.Struct("@Qdd")    # requests, beat, app since: the last three
     TIME = struct.Struct("@d")
-    BUSY_AT, RECYCLE_AT, BOOTED_AT, CONNECTIONS_AT = 0, 2, 3, 4
-    REQUESTS_AT, BEAT_AT, APP_SINCE_AT = 8, 16, 24
     SLOTS = 1024
 
     def __init__(self):
@@ -1281,8 +1311,7 @@ class Scoreboard:
         if not self.free:
             raise HaltServer("more than %d workers" % self.SLOTS, 1)
         slot = self.free.pop()
-        self.SLOT.pack_into(self.memory, self.offset(slot), 0, 0, 0, 0, 0,
-                            time.monotonic(), 0.0)
+        self.clear(slot, time.monotonic())
         if slot >= self.slots_in_use():
             self.HEADER.pack_into(self.memory, 0, slot + 1)
         return slot
@@ -1290,18 +1319,21 @@ class Scoreboard:
     def release(self, slot):
         """In the master, once the worker is reaped (and its counters are
         folded into the master's): the slot says nothing."""
-        self.SLOT.pack_into(self.memory, self.offset(slot), 0, 0, 0, 0, 0, 0.0, 0.0)
+        self.clear(slot, 0.0)
         start = slot * COUNTER_CELLS * 8
         self.counter_memory[start:start + COUNTER_CELLS * 8] = bytes(COUNTER_CELLS * 8)
         self.free.append(slot)
+
+    def clear(self, slot, beat):
+        """In the master: every field of the slot zero, but the heartbeat."""
+        self.SLOT.pack_into(self.memory, self.offset(slot), 0, 0, 0, 0, 0, beat, 0.0)
 
     def slots_in_use(self):
         return self.HEADER.unpack_from(self.memory, 0)[0]
 
     def read(self, slot):
-        """(busy, recycle reason, booted, connections, requests, last beat,
-        app since)."""
-        return self.SLOT.unpack_from(self.memory, self.offset(slot))
+        """In the master: a SlotState of the worker's fields, now."""
+        return SlotState._make(self.SLOT.unpack_from(self.memory, self.offset(slot)))
 
     def read_counters(self, slot):
         """A copy of a worker's metric counters (COUNTER_CELLS numbers)."""
@@ -1382,7 +1414,7 @@ class Heartbeat:
         self.scoreboard.beat(self.slot, time.monotonic())
 
     def last_update(self):
-        return self.scoreboard.read(self.slot)[5]
+        return self.scoreboard.read(self.slot).beat
 
     def close(self):
         pass
@@ -1520,8 +1552,8 @@ class Arbiter:
             self.master_name = "Master.2"
         self.pid = os.getpid()
         set_process_title("master [%s]" % self.proc_name)
-        self.call_hook("nworkers_changed", self, self.num_workers, None)   # as gunicorn does
-        self.call_hook("on_starting", self)
+        call_hook(self, "nworkers_changed", self.num_workers, None)   # as gunicorn does
+        call_hook(self, "on_starting")
         self.init_signals()
         if self.cfg.pidfile:
             self.pidfile = Pidfile(self.cfg.pidfile + (".2" if self.master_pid else ""))
@@ -1533,8 +1565,7 @@ class Arbiter:
         if not self.listeners:
             self.listeners = create_listeners(self.cfg, self.log)
         self.log.debug("Arbiter booted")
-        for listener in self.listeners:
-            self.log.info("Listening at: %s (%s)", listener_url(listener), self.pid)
+        self.log_listeners()
         self.log.info("Using worker: %s", "gthread" if self.cfg.threads > 1 or
                       self.cfg.worker_class == "gthread" else "sync")
         if self.app is None and self.cfg.app_uri is None:
@@ -1548,12 +1579,17 @@ class Arbiter:
             self.status_listener = create_status_listener(self.cfg, self.log)
             self.status_listener.setblocking(False)
         prepare_memory_for_fork()
-        self.call_hook("when_ready", self)
+        call_hook(self, "when_ready")
         # A re-exec'd master says it is ready only once promoted: until then
         # the old master is systemd's main process (and may yet be kept).
         if not self.master_pid:
             sd_notify("READY=1\nMAINPID=%d\nSTATUS=Serving on %s" % (
                 self.pid, ", ".join(listener_url(s) for s in self.listeners)), self.log)
+
+    def log_listeners(self):
+        """gunicorn's line per listener, at start and when a reload rebinds."""
+        for listener in self.listeners:
+            self.log.info("Listening at: %s (%s)", listener_url(listener), self.pid)
 
     def log_configuration(self):
         """gunicorn's debug lines of the resolved settings (at start and on
@@ -1567,10 +1603,7 @@ class Arbiter:
         if self.wakeup_pipe:
             for fd in self.wakeup_pipe:
                 os.close(fd)
-        self.wakeup_pipe = os.pipe()
-        for fd in self.wakeup_pipe:
-            os.set_blocking(fd, False)
-        signal.set_wakeup_fd(self.wakeup_pipe[1])
+        self.wakeup_pipe = open_wakeup_pipe()
         for signum in SIGNAL_NAMES:
             signal.signal(signum, self.record_signal)
 
@@ -1609,11 +1642,7 @@ class Arbiter:
         if self.status_clients:
             self.expire_status_clients()
         if self.wakeup_pipe[0] in ready:
-            try:
-                while os.read(self.wakeup_pipe[0], 4096):
-                    pass
-            except BlockingIOError:
-                pass
+            drain_wakeup_pipe(self.wakeup_pipe[0])
 
     def next_deadline(self):
         """Seconds until something may need doing: at most one."""
@@ -1634,13 +1663,6 @@ class Arbiter:
             soonest = min(soonest, HANDOFF_DELAY)   # see hurry_stuck_workers
         return soonest
 
-    def call_hook(self, name, *args):
-        """Run a server hook; an exception in it is logged, not fatal."""
-        try:
-            return getattr(self.cfg, name)(*args)
-        except Exception:
-            self.log.exception("Exception in the %s hook", name)
-
 
     # -- periodic work -----------------------------------------------------
 
@@ -1651,7 +1673,7 @@ class Arbiter:
         self.complaints.flush()
         if self.log.statsd and now >= self.next_metrics:
             self.next_metrics = now + 1.0
-            busy = sum(1 for w in self.workers.values() if self.scoreboard.read(w.slot)[0])
+            busy = sum(1 for w in self.workers.values() if self.scoreboard.read(w.slot).busy)
             self.log.statsd.send("gunicorn.workers:%d|g\ngunicorn.workers.busy:%d|g"
                                  % (len(self.workers), busy))
         if self.watchdog_interval and now >= self.next_watchdog:
@@ -1712,7 +1734,7 @@ class Arbiter:
 
     def set_num_workers(self, number):
         old, self.num_workers = self.num_workers, number
-        self.call_hook("nworkers_changed", self, number, old)
+        call_hook(self, "nworkers_changed", number, old)
 
 
     # -- reload, re-exec, promotion ----------------------------------------
@@ -1746,10 +1768,9 @@ class Arbiter:
             else:
                 close_listeners(self.listeners, unlink=True)
                 self.listeners = listeners
-                for listener in self.listeners:
-                    self.log.info("Listening at: %s (%s)", listener_url(listener), self.pid)
+                self.log_listeners()
         set_process_title("master [%s]" % self.proc_name)
-        self.call_hook("on_reload", self)
+        call_hook(self, "on_reload")
         self.set_num_workers(self.cfg.workers)     # nworkers_changed, as gunicorn's reload
         self.previous_generation, self.generation = self.generation, self.worker_age + 1
         self.manage_workers()
@@ -1778,7 +1799,7 @@ class Arbiter:
             else:
                 environ["GUNICORN_FD"] = ",".join(map(str, fds))
             os.chdir(self.start_cwd)
-            self.call_hook("pre_exec", self)
+            call_hook(self, "pre_exec")
             os.execve(self.start_argv[0], self.start_argv, environ)
         except BaseException:
             self.log.exception("Re-exec of %s failed", self.start_argv)
@@ -1861,7 +1882,7 @@ class Arbiter:
         self.worker_age += 1
         worker = WorkerRecord(self.worker_age, self.generation, self.scoreboard.claim(),
                               self.scoreboard, self.cfg, self.log, self.listeners)
-        self.call_hook("pre_fork", self, worker)
+        call_hook(self, "pre_fork", worker)
         # Signals wait (blocked) until the child has its own handlers: one
         # that arrived in between would go to the master's handler and be lost.
         signal.pthread_sigmask(signal.SIG_BLOCK, SIGNAL_NAMES)
@@ -1890,7 +1911,7 @@ class Arbiter:
             self.log.info("Booting worker with pid: %s", record.pid)
             worker = Worker(record, self.pid, self.listeners, self.app, self.cfg, self.log,
                             self.scoreboard, self.ssl_context)
-            self.call_hook("post_fork", self, worker)
+            call_hook(self, "post_fork", worker)
             worker.run()
             exit_code = 0
         except SystemExit as exc:
@@ -1904,7 +1925,7 @@ class Arbiter:
         finally:
             try:
                 self.log.info("Worker exiting (pid: %s)", record.pid)
-                self.call_hook("worker_exit", self, worker)
+                call_hook(self, "worker_exit", worker)
                 self.log.close()
             finally:
                 os._exit(exit_code)
@@ -2001,8 +2022,8 @@ class Arbiter:
             if worker is None:
                 continue
             slot = self.scoreboard.read(worker.slot)
-            booted = worker.booted or slot[2]
-            self.served_by_gone += slot[4]
+            booted = worker.booted or slot.booted
+            self.served_by_gone += slot.requests
             self.counted_by_gone = [a + b for a, b in zip(
                 self.counted_by_gone, self.scoreboard.read_counters(worker.slot))]
             self.cpu_of_gone += usage.ru_utime + usage.ru_stime
@@ -2011,11 +2032,11 @@ class Arbiter:
             self.scoreboard.release(worker.slot)
             worker.channel[0].close()   # with any connection still on its way to it
             worker.poke[0].close()
-            self.call_hook("child_exit", self, worker)
+            call_hook(self, "child_exit", worker)
             code = os.waitstatus_to_exitcode(status) if hasattr(os, "waitstatus_to_exitcode") \
                 else (status >> 8)
             if booted or code not in (WORKER_BOOT_ERROR, APP_LOAD_ERROR):
-                self.check_start(worker, booted, slot[1])
+                self.check_start(worker, booted, slot.recycle)
                 continue
             reason = "App failed to load." if code == APP_LOAD_ERROR else "Worker failed to boot."
             if worker.generation > self.previous_generation and \
@@ -2039,7 +2060,7 @@ class Arbiter:
         recycled; its loop or app overran --timeout; the master stopped it,
         for a new generation (HUP) or not (TTOU, WINCH, a stop); it exited
         cleanly on its own (--reload saw a change); or it failed."""
-        recycled = self.scoreboard.read(worker.slot)[1]
+        recycled = self.scoreboard.read(worker.slot).recycle
         if recycled:
             return RECYCLE_CAUSES[recycled]
         if worker.retired_at is not None:
@@ -2068,13 +2089,14 @@ class Arbiter:
         (booted as the scoreboard says now: check_workers() may not have
         looked since)."""
         return sum(1 for w in self.workers.values()
-                   if (w.booted or self.scoreboard.read(w.slot)[2]) and w.retired_at is None
+                   if (w.booted or self.scoreboard.read(w.slot).booted) and w.retired_at is None
                    and w.generation >= self.generation)
 
     def log_worker_exit(self, worker, status):
         """Say why a worker died: exit code, signal, timeout or recycling,
         and how many client connections it still held (they went with it)."""
-        _, recycled, _, connections = self.scoreboard.read(worker.slot)[:4]
+        slot = self.scoreboard.read(worker.slot)
+        recycled, connections = slot.recycle, slot.connections
         if worker.aborted_at is not None:
             cause = "timeout"
         elif recycled:
@@ -2149,7 +2171,8 @@ class Arbiter:
             return
         serving = [(w, self.scoreboard.read(w.slot)) for w in self.workers.values()
                    if w.booted and w.retired_at is None]
-        if not any(not slot[0] and slot[2] == SERVING and not slot[1] for _, slot in serving):
+        if not any(not slot.busy and slot.booted == SERVING and not slot.recycle
+                   for _, slot in serving):
             return
         for worker, (busy, _, _, connections, _, _, app_since) in serving:
             stuck = busy and app_since and app_since == worker.seen_in_app and \
@@ -2172,9 +2195,10 @@ class Arbiter:
             if worker is source or worker.retired_at is not None or \
                     worker.generation == OUTDATED or worker.listeners is not source.listeners:
                 continue
-            busy, recycle, booted, connections = self.scoreboard.read(worker.slot)[:4]
-            if booted == SERVING and not recycle:
-                candidates.append((busy >= threads, busy, connections, worker.age, worker))
+            slot = self.scoreboard.read(worker.slot)
+            if slot.booted == SERVING and not slot.recycle:
+                candidates.append((slot.busy >= threads, slot.busy, slot.connections,
+                                   worker.age, worker))
         candidates.sort(key=lambda c: c[:4])
         return [c[-1] for c in candidates] + [source]
 
@@ -2213,12 +2237,12 @@ class Arbiter:
         state = self.status_clients[client]
         try:
             if state[2] is None:
-                data = client.recv(8192)
+                data = client.recv(STATUS_HEAD_MOST)
                 if not data:
                     return self.drop_status_client(client)
                 state[1] += data
                 if b"\r\n\r\n" not in state[1] and b"\n\n" not in state[1] and \
-                        len(state[1]) < 8192:
+                        len(state[1]) < STATUS_HEAD_MOST:
                     return
                 target = (state[1].split(b"\r\n", 1)[0].split(b" ") + [b""])[1]
                 if target.split(b"?", 1)[0] == b"/metrics":
@@ -2256,15 +2280,15 @@ class Arbiter:
         """(HTTP status, JSON-able dict) of the server, from the scoreboard."""
         workers = list(self.workers.values())
         slots = [self.scoreboard.read(w.slot) for w in workers]
-        busy = sum(1 for slot in slots if slot[0])
-        served = self.served_by_gone + sum(slot[4] for slot in slots)
+        busy = sum(1 for slot in slots if slot.busy)
+        served = self.served_by_gone + sum(slot.requests for slot in slots)
         booted = sum(1 for w in workers if w.booted and w.retired_at is None)
         draining = self.drain_until is not None or self.shutdown is not None
         state = "draining" if draining else "ready" if booted else "starting"
         return (200 if state == "ready" else 503), {
             "status": state, "pid": self.pid, "workers": len(workers),
             "workers_booted": booted, "workers_busy": busy, "workers_wanted": self.num_workers,
-            "threads": self.cfg.threads, "threads_busy": sum(slot[0] for slot in slots),
+            "threads": self.cfg.threads, "threads_busy": sum(slot.busy for slot in slots),
             "requests": served, "uptime": round(time.monotonic() - self.started_at, 3),
             "version": __version__}
 
@@ -2315,13 +2339,13 @@ class Arbiter:
             ("arbiter_workers_booted", "gauge", "Workers booted and serving.",
              [("", (), booted)]),
             ("arbiter_workers_busy", "gauge", "Workers with a request in an app slot.",
-             [("", (), sum(1 for slot in slots if slot[0]))]),
+             [("", (), sum(1 for slot in slots if slot.busy))]),
             ("arbiter_threads", "gauge", "App slots (--threads) of the running workers.",
              [("", (), self.cfg.threads * len(workers))]),
             ("arbiter_threads_busy", "gauge", "App slots with a request.",
-             [("", (), sum(slot[0] for slot in slots))]),
+             [("", (), sum(slot.busy for slot in slots))]),
             ("arbiter_connections", "gauge", "Client connections the workers hold.",
-             [("", (), sum(slot[3] for slot in slots))]),
+             [("", (), sum(slot.connections for slot in slots))]),
             ("arbiter_connections_total", "counter", "Client connections accepted.",
              [("", (), counted[CONNECTIONS_CELL])]),
             ("arbiter_keepalive_reuses_total", "counter",
@@ -2407,7 +2431,7 @@ class Arbiter:
             close_listeners([self.status_listener], unlink=True)
         for client in list(self.status_clients):
             self.drop_status_client(client)
-        self.call_hook("on_exit", self)
+        call_hook(self, "on_exit")
         self.log.close()
         return exit_status
 
@@ -2756,6 +2780,20 @@ def io_deadline(started, timeout, transferred, min_rate):
     return started + timeout + (transferred / min_rate if min_rate else 0.0)
 
 
+def blocked_on(exc):
+    """What a non-blocking socket call (recv, send, sendmsg; TLS reads and
+    writes; sendfile from the loop) that raised the OSError ``exc`` waits
+    for: READ, WRITE (TLS must write first), or 0 when a signal interrupted
+    it (call again). Any other error: the client is gone (ClientGone)."""
+    if isinstance(exc, WANT_READ):
+        return READ
+    if isinstance(exc, WANT_WRITE):
+        return WRITE
+    if isinstance(exc, InterruptedError):
+        return 0
+    raise ClientGone() from None
+
+
 class Complaints:
     """Problems that may recur many times a second, logged at most once per
     COMPLAINT_INTERVAL each: the first at once, the rest as a count on the
@@ -2808,13 +2846,10 @@ class WorkerRecord:
         self.cfg = cfg
         self.log = log
         self.listeners = listeners      # the master's list it was forked with
-        # A socketpair (datagrams) for connections handed between workers:
-        # the master keeps [0], the worker [1] (see hand_off).
-        self.channel = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
-        # And one for the master to wake a sync worker's handoff watch.
-        self.poke = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
-        for end in self.channel + self.poke:
-            end.setblocking(False)
+        # A channel for connections handed between workers (see hand_off),
+        # and one for the master to wake a sync worker's handoff watch.
+        self.channel = open_channel()
+        self.poke = open_channel()
         self.seen_in_app = 0.0          # its app's request, as the master last saw it
 
     @property
@@ -2892,7 +2927,7 @@ class Worker:
         self.app_queue = None           # threaded: what the app threads take work from
         self.thread_names = {}          # threaded: ident -> name, for timeout reports
         self.idle_threads = 0
-        self.wake_pipe = None
+        self.wakeup_pipe = None
         self.reopen_logs = False
         self.last_tick = 0.0
         self.mtimes = {}                # --reload: path -> mtime
@@ -2949,10 +2984,7 @@ class Worker:
             signal.signal(signum, signal.SIG_DFL)
         for name in ("HUP", "TTIN", "TTOU", "USR2", "WINCH"):
             signal.signal(getattr(signal, "SIG" + name), signal.SIG_IGN)
-        self.wake_pipe = os.pipe()
-        for fd in self.wake_pipe:
-            os.set_blocking(fd, False)
-        signal.set_wakeup_fd(self.wake_pipe[1])
+        self.wakeup_pipe = open_wakeup_pipe()
         signal.signal(signal.SIGTERM, self.handle_exit)
         signal.signal(signal.SIGQUIT, self.handle_quit)
         signal.signal(signal.SIGINT, self.handle_quit)
@@ -2973,17 +3005,8 @@ class Worker:
 
     def handle_quit(self, signum, frame):
         self.alive = False
-        self.call_hook("worker_int", self)
+        call_hook(self, "worker_int")
         sys.exit(0)
-
-    def call_hook(self, name, *args):
-        """Run a hook in the worker; an exception in it is logged, not fatal.
-        (post_worker_init and pre_request are called directly: a failure
-        there is a boot error, or a 500, as in gunicorn.)"""
-        try:
-            getattr(self.cfg, name)(*args)
-        except Exception:
-            self.log.exception("Exception in the %s hook", name)
 
     def handle_abort(self, signum, frame):
         """SIGABRT from the master: the app overran --timeout (or the loop
@@ -2994,7 +3017,7 @@ class Worker:
         serving = ("while serving %s %s" % (request.method, request.uri)) if request else \
             "outside a request"
         self.log.critical("WORKER TIMEOUT (pid:%s) %s; stack:\n%s", self.pid, serving, where)
-        self.call_hook("worker_abort", self)
+        call_hook(self, "worker_abort")
         sys.exit(1)
 
     # -- the loop ----------------------------------------------------------
@@ -3007,7 +3030,7 @@ class Worker:
                          (cfg.limit_request_field_size or DEFAULT_FIELD_SIZE) + 2)
         self.scratch = memoryview(bytearray(READ_SIZE))
         self.selector = selectors.DefaultSelector()
-        self.selector.register(self.wake_pipe[0], READ, WAKE)
+        self.selector.register(self.wakeup_pipe[0], READ, WAKE)
         for sock in self.sockets:
             sock.setblocking(False)
             self.base_environ[sock] = base_environ(sock, cfg)
@@ -3125,11 +3148,7 @@ class Worker:
 
     def on_wake(self):
         """A signal, or app threads handing connections back."""
-        try:
-            while len(os.read(self.wake_pipe[0], 4096)) == 4096:
-                pass        # (one read is enough unless the pipe was full)
-        except BlockingIOError:
-            pass
+        drain_wakeup_pipe(self.wakeup_pipe[0])
         if self.reopen_logs:
             self.reopen_logs = False
             self.log.reopen()
@@ -3470,7 +3489,7 @@ class Worker:
             self.run_request(conn, request)
             self.handed_back.append(conn)
             try:
-                os.write(self.wake_pipe[1], b"\0")
+                os.write(self.wakeup_pipe[1], b"\0")
             except OSError:
                 pass    # full: the loop is awake already
 
@@ -3504,7 +3523,7 @@ class Worker:
             self.app_since = 0.0
             response.duration = time.monotonic() - response.in_app_since
         if self.cfg.post_request is not no_hook:
-            self.call_hook("post_request", self, request, environ, response)
+            call_hook(self, "post_request", request, environ, response)
 
     def finish_request(self, conn):
         """In the loop, once per request after the app: the scoreboard, the
@@ -3750,7 +3769,7 @@ class Worker:
                               request.uri, self.thread_names.get(response.thread),
                               now - response.in_app_since,
                               where)
-            self.call_hook("worker_abort", self)
+            call_hook(self, "worker_abort")
             if not self.retiring:
                 self.retiring = True
                 self.set_accepting(False)
@@ -3948,20 +3967,17 @@ class Connection:
                 self.check_head_size(buffer)
             try:
                 data = self.sock.recv(READ_SIZE)
-            except WANT_READ:
+            except WANT_READ:       # (inline: once per request on keep-alive)
                 if buffer and self.idle:
                     # The next request has begun: it has --head-timeout.
                     self.idle = False
                     self.deadline = io_deadline(time.monotonic(),
                                                 self.worker.cfg.head_timeout, 0, 0)
                 return None
-            except WANT_WRITE:
-                self.wait_briefly(select.POLLOUT)
+            except OSError as exc:
+                if blocked_on(exc) == WRITE:
+                    self.wait_briefly(select.POLLOUT)
                 continue
-            except InterruptedError:
-                continue
-            except OSError:
-                raise ClientGone() from None
             if not data:
                 raise ClientGone()
             if not buffer:
@@ -3992,15 +4008,13 @@ class Connection:
                     size = self.sock.recv_into(view[body.filled:])
                 else:
                     size = self.sock.recv_into(scratch)
-            except WANT_READ + WANT_WRITE:
+            except OSError as exc:
+                if not blocked_on(exc):
+                    continue
                 cfg = self.worker.cfg
                 self.deadline = io_deadline(self.io_started, cfg.body_timeout,
                                             body.received, cfg.body_min_rate)
                 return False
-            except InterruptedError:
-                continue
-            except OSError:
-                raise ClientGone() from None
             if not size:
                 raise ClientGone()      # the body ended early: nobody to answer
             if view is not None:
@@ -4022,10 +4036,10 @@ class Connection:
         while True:
             try:
                 peeked = self.sock.recv(PROXY_MAX, socket.MSG_PEEK)
-            except BlockingIOError:
+            except OSError as exc:
+                if not blocked_on(exc):
+                    continue
                 return False
-            except OSError:
-                raise ClientGone() from None
             if not peeked:
                 raise ClientGone()
             data = self.buffer + peeked
@@ -4083,24 +4097,17 @@ class Connection:
             return True
 
     def check_head_size(self, buffer):
+        """A partial head (``buffer``, no blank line in it yet) must not
+        outgrow the limits before it is whole: the request line (the line
+        so far, less the CRLF that may end it), the worker's max_head, and
+        --limit-request-head (less the blank line that may end it; what
+        follows a head, a pipelined request, is never checked here)."""
         cfg = self.worker.cfg
         line_end = buffer.find(b"\n")
-        if cfg.limit_request_line and (line_end < 0 and len(buffer) > cfg.limit_request_line + 2
-                                       or line_end > cfg.limit_request_line + 1):
-            raise URITooLong("request line longer than %d bytes" % cfg.limit_request_line)
+        check_request_line_length(line_end - 1 if line_end >= 0 else len(buffer) - 2, cfg)
         if len(buffer) > self.worker.max_head:
             raise HeadersTooLarge("request head larger than %d bytes" % self.worker.max_head)
-        self.check_whole_head(buffer)
-
-    def check_whole_head(self, buffer):
-        """--limit-request-head bounds what a partial head may hold: the
-        per-line and per-field limits alone allow ~800 KB per connection.
-        (The blank line that ends a head is not counted; the buffer may
-        hold the start of a pipelined request after it, never checked.)"""
-        limit = self.worker.cfg.limit_request_head
-        if limit and len(buffer) > limit + 4:
-            raise HeadersTooLarge("request head larger than %d bytes (--limit-request-head)"
-                                  % limit)
+        check_head_length(len(buffer) - 4, cfg)
 
     def movable(self):
         """May another worker take this connection over? Only between
@@ -4127,10 +4134,9 @@ class Connection:
         if out is None or not out.segments:
             try:
                 sent = self.sock.send(data)
-            except WANT_READ + WANT_WRITE + (InterruptedError,):
+            except OSError as exc:
+                blocked_on(exc)     # (the rest waits in the OutputBuffer)
                 sent = 0
-            except OSError:
-                raise ClientGone() from None
             if sent == len(data):
                 return
             data = memoryview(data)[sent:]
@@ -4149,7 +4155,7 @@ class Connection:
         if out is None or not out.segments:
             while count > 0:
                 try:
-                    sent = os.sendfile(self.fd, fd, offset, min(count, 1 << 30))
+                    sent = os.sendfile(self.fd, fd, offset, min(count, SENDFILE_MOST))
                 except (BlockingIOError, InterruptedError):
                     break
                 except OSError as exc:
@@ -4212,6 +4218,17 @@ class Connection:
         if self.out is not None:
             self.out.close()
         self.sock.close()
+
+
+def open_channel():
+    """A pair of connected datagram sockets between the master and a worker,
+    made before the fork: the master keeps [0], the worker [1]. Non-blocking,
+    so neither ever waits on the other; not inherited (PEP 446) by what
+    either process execs."""
+    pair = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    for end in pair:
+        end.setblocking(False)
+    return pair
 
 
 def send_connection(channel, message, fd):
@@ -4560,10 +4577,9 @@ class OutputBuffer:
                     sent = sock.sendmsg(batch)
                 if not self.consume(sent):
                     return False
-        except WANT_READ + WANT_WRITE + (InterruptedError,):
+        except OSError as exc:
+            blocked_on(exc)     # (the loop calls again when the socket is writable)
             return False
-        except OSError:
-            raise ClientGone() from None
         if self.spool is not None and self.spool_end:
             # The spool is used again from its start, but sendfile() left
             # the socket references to its pages, not copies: writing over
@@ -4602,7 +4618,7 @@ class OutputBuffer:
                 data = os.pread(fd, min(end - offset, READ_SIZE), offset)
                 sent = sock.send(data) if data else 0
             else:
-                sent = os.sendfile(sock.fileno(), fd, offset, min(end - offset, 1 << 30))
+                sent = os.sendfile(sock.fileno(), fd, offset, min(end - offset, SENDFILE_MOST))
             if sent == 0:
                 raise ClientGone()      # the file is shorter than it was
             offset += sent
@@ -4723,11 +4739,8 @@ def parse_head(head, cfg):
     status is the answer (RFC 9110/9112; the rules are listed in README).
     """
     line, _, fields = head.decode("latin-1").partition("\r\n")
-    if cfg.limit_request_line and len(line) > cfg.limit_request_line:
-        raise URITooLong("request line longer than %d bytes" % cfg.limit_request_line)
-    if cfg.limit_request_head and len(head) > cfg.limit_request_head:
-        raise HeadersTooLarge("request head larger than %d bytes (--limit-request-head)"
-                              % cfg.limit_request_head)
+    check_request_line_length(len(line), cfg)
+    check_head_length(len(head), cfg)
     match = COMMON_REQUEST_LINE.fullmatch(line)
     if match is not None and not cfg.casefold_http_method:
         # The common case in one regex: a conventional method, an
@@ -4745,6 +4758,23 @@ def parse_head(head, cfg):
         parse_fields(request, fields, cfg)
     check_fields(request, cfg)
     return request
+
+
+def check_request_line_length(length, cfg):
+    """--limit-request-line (0: none): a request line of ``length`` bytes,
+    its CRLF not counted, is a 414 beyond it. Checked as the head arrives
+    (Connection.check_head_size) and once it is whole (parse_head)."""
+    if cfg.limit_request_line and length > cfg.limit_request_line:
+        raise URITooLong("request line longer than %d bytes" % cfg.limit_request_line)
+
+
+def check_head_length(length, cfg):
+    """--limit-request-head (0: none): a head of ``length`` bytes, its blank
+    line not counted, is a 431 beyond it. The per-line and per-field
+    limits alone allow ~800 KB per connection."""
+    if cfg.limit_request_head and length > cfg.limit_request_head:
+        raise HeadersTooLarge("request head larger than %d bytes (--limit-request-head)"
+                              % cfg.limit_request_head)
 
 
 def parse_request_line(line, cfg):
@@ -5136,6 +5166,13 @@ HEADER_KEYS = {"CONTENT-TYPE": "CONTENT_TYPE", "CONTENT-LENGTH": "CONTENT_LENGTH
 ENVIRON_KEY_CACHE_SIZE = 1024
 
 
+def http_environ_key(name):
+    """The environ key of a request header field (PEP 3333, after CGI's
+    RFC 3875 §4.1.18): ``X-Forwarded-Proto`` -> ``HTTP_X_FORWARDED_PROTO``.
+    (Content-Type and Content-Length have keys of their own: HEADER_KEYS.)"""
+    return "HTTP_" + name.upper().replace("-", "_")
+
+
 def build_environ(request, conn, worker):
     """The PEP 3333 environ of one request."""
     environ = worker.base_environ[conn.listener].copy()
@@ -5143,10 +5180,7 @@ def build_environ(request, conn, worker):
         environ["wsgi.errors"] = worker.base_environ[conn.listener]["wsgi.errors"] = \
             ErrorsStream(worker.log)
     peer = conn.peer
-    path = request.path
-    if "%" in path:
-        from urllib.parse import unquote_to_bytes
-        path = unquote_to_bytes(path).decode("latin-1")
+    path = decoded_path(request)
     script_name = environ["SCRIPT_NAME"]
     if script_name and path.startswith(script_name) and \
             path[len(script_name):len(script_name) + 1] in ("", "/"):
@@ -5172,7 +5206,7 @@ def build_environ(request, conn, worker):
             if len(keys) >= ENVIRON_KEY_CACHE_SIZE:  # new names from clients: bounded
                 keys.clear()
                 keys.update(HEADER_KEYS)
-            key = keys[name] = HEADER_KEYS.get(name) or "HTTP_" + name.replace("-", "_")
+            key = keys[name] = HEADER_KEYS.get(name) or http_environ_key(name)
         # Content-Length fields that differ were refused by check_fields;
         # equal ones are one length ("11", not "11,11").
         if key in environ and key != "CONTENT_LENGTH":
@@ -5186,6 +5220,16 @@ def build_environ(request, conn, worker):
         if request.forwarded:
             apply_forwarded_fields(environ, request)
     return environ
+
+
+def decoded_path(request):
+    """The request's path, percent-decoded as PATH_INFO has it: the bytes
+    as latin-1 text (PEP 3333's "bytes in a str")."""
+    path = request.path
+    if "%" in path:
+        from urllib.parse import unquote_to_bytes
+        path = unquote_to_bytes(path).decode("latin-1")
+    return path
 
 
 def is_trusted_proxy(peer, cfg):
@@ -5226,10 +5270,7 @@ def apply_forwarded_fields(environ, request):
     fields = dict(request.forwarded)
     script_name = fields.get("SCRIPT_NAME", "").rstrip("/")
     if script_name and "PATH_INFO" not in fields:
-        path = request.path
-        if "%" in path:
-            from urllib.parse import unquote_to_bytes
-            path = unquote_to_bytes(path).decode("latin-1")
+        path = decoded_path(request)
         rest = path[len(script_name):]
         if not path.startswith(script_name) or rest[:1] not in ("", "/"):
             raise BadRequest("the path is not under the SCRIPT_NAME the proxy sent")
@@ -5241,7 +5282,7 @@ def apply_forwarded_fields(environ, request):
 
 def secure_header_keys(cfg):
     """``secure_scheme_headers`` as (environ key, lower-case secure value)."""
-    return [("HTTP_" + name.upper().replace("-", "_"), value.lower())
+    return [(http_environ_key(name), value.lower())
             for name, value in cfg.secure_scheme_headers.items()]
 
 
@@ -5301,6 +5342,16 @@ def error_page(status):
             b"Content-Length: %d\r\n\r\n" % (status, reason.encode("ascii"), len(body))) + body
 
 
+def as_error_page(response, status):
+    """Make ``response`` say, to the access log and the metrics, what
+    error_page(status) sends: its status, no app headers, its body's size."""
+    reason = REASONS.get(status, "Error")
+    response.status = "%d %s" % (status, reason)
+    response.status_code = status
+    response.headers = []
+    response.sent = len(reason) + 1     # the body: the reason and a newline
+
+
 HEADER_CACHE_SIZE = 4096
 
 
@@ -5331,10 +5382,7 @@ class ErrorResponse:
     request that never reached the app."""
 
     def __init__(self, status):
-        self.status = "%d %s" % (status, REASONS.get(status, "Error"))
-        self.status_code = status
-        self.headers = []
-        self.sent = len(REASONS.get(status, "Error")) + 1
+        as_error_page(self, status)
 
 
 class Response:
@@ -5568,10 +5616,7 @@ class Response:
     def become_error(self, status):
         """The app failed before its head left: what goes out (and is
         logged) is the error page of ``status``."""
-        self.status = "%d %s" % (status, REASONS.get(status, "Error"))
-        self.status_code = status
-        self.headers = []
-        self.sent = len(REASONS.get(status, "Error")) + 1
+        as_error_page(self, status)
         self.head_length = len(error_page(status)) - self.sent
         self.head_sent = True
         self.must_close = True
@@ -5705,7 +5750,7 @@ class AccessAtoms(dict):
         if key.startswith("{") and len(key) > 3 and key[-2] == "}":
             name, kind = key[1:-2], key[-1]
             if kind == "i":
-                return environ.get("HTTP_" + name.upper().replace("-", "_"), "-")
+                return environ.get(http_environ_key(name), "-")
             if kind == "o":
                 for header, value in response.headers or ():
                     if header.lower() == name.lower():
@@ -5861,26 +5906,29 @@ class Log:
 
     def warning(self, msg, *args):
         self.error_log.warning(msg, *args)
-        if self.statsd:
-            self.statsd.send("gunicorn.log.warning:1|c")
+        self.count_line("warning")
 
     def error(self, msg, *args):
         self.error_log.error(msg, *args)
-        if self.statsd:
-            self.statsd.send("gunicorn.log.error:1|c")
+        self.count_line("error")
 
     def critical(self, msg, *args):
         self.error_log.critical(msg, *args)
-        if self.statsd:
-            self.statsd.send("gunicorn.log.critical:1|c")
+        self.count_line("critical")
 
     def exception(self, msg, *args):
         self.error_log.exception(msg, *args)
-        if self.statsd:
-            self.statsd.send("gunicorn.log.exception:1|c")
+        self.count_line("exception")
 
     def log(self, level, msg, *args):
         self.error_log.log(level, msg, *args)
+
+    def count_line(self, level):
+        """gunicorn's statsd counter of the error log's lines at ``level``
+        (warning and up): gunicorn.log.<level>. The level's own method
+        calls it after the line, so a format's %(funcName)s is unchanged."""
+        if self.statsd:
+            self.statsd.send("gunicorn.log.%s:1|c" % level)
 
     def access(self, response, request, environ, request_time):
         """One access-log line in ``access_log_format`` (gunicorn's atoms),
@@ -6071,6 +6119,31 @@ def systemd_watchdog_interval():
     except ValueError:
         return 0.0
     return usec / 2e6 if usec > 0 and pid == os.getpid() else 0.0
+
+
+def open_wakeup_pipe():
+    """A self-pipe whose write end is signal.set_wakeup_fd()'s: a signal (or
+    an app thread done with a connection) writes a byte that wakes the
+    select() of the master or the worker. Both ends non-blocking: a full
+    pipe must not block a signal handler, and draining stops when it is
+    empty. Not inherited (os.pipe(), PEP 446): a re-exec'd master or the
+    app's children must not hold it open."""
+    pipe = os.pipe()
+    for fd in pipe:
+        os.set_blocking(fd, False)
+    signal.set_wakeup_fd(pipe[1])
+    return pipe
+
+
+def drain_wakeup_pipe(fd):
+    """Empty the self-pipe: its bytes only say "wake up". One read is
+    enough unless it came back full (more may be waiting)."""
+    size = 4096
+    try:
+        while len(os.read(fd, size)) == size:
+            pass
+    except BlockingIOError:
+        pass
 
 
 def set_process_title(title):
