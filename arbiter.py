@@ -1270,10 +1270,8 @@ class Scoreboard:
     mmap holds each worker's metric counters (see COUNTER_CELLS), with the
     same rule: the worker's loop writes, the master reads."""
 
-    # Native formats ("@"), every field at its natural alignment: the struct
-    # module packs and reads each such field with one memcpy, an aligned
-    # store or load that a reader in another process never sees half done
-    # (the standard formats, "=", may copy a float byte by byte).
+    # Native formats ("@"), every field at its natural alignment, so that
+    # one field is one aligned load or store.
     HEADER = struct.Struct("@I60x")     # how many slots have ever been in use
     # A slot's fields (see SlotState), in order: busy app slots, the recycle
     # reason (RECYCLE_*, 0: none), the booted byte (0 while booting, SERVING
@@ -1284,16 +1282,27 @@ class Scoreboard:
     SLOT = struct.Struct("@" + SLOT_FORMAT)
     BUSY_AT, RECYCLE_AT, BOOTED_AT, CONNECTIONS_AT, REQUESTS_AT, BEAT_AT, APP_SINCE_AT = \
         field_offsets(SLOT_FORMAT)
-    BUSY = struct.Struct("@H")
-    RECYCLE = struct.Struct("@B")
-    BOOTED = struct.Struct("@B")
-    CONNECTIONS = struct.Struct("@I")
-    FINISHED = struct.Struct("@Qdd")    # requests, beat, app since: the last three
-    TIME = struct.Struct("@d")
+    # The 8-byte fields as items of the slot seen as 8-byte items (a slot
+    # is 32 bytes, the header 64: every slot starts at an 8-byte item).
+    REQUESTS_ITEM, BEAT_ITEM, APP_SINCE_ITEM = REQUESTS_AT >> 3, BEAT_AT >> 3, APP_SINCE_AT >> 3
     SLOTS = 1024
+    # The master reads a slot whole (SLOT.unpack_from) while its worker
+    # writes it, so a field must go from its old value to its new one in a
+    # single store. struct's pack_into does not do that: it zero-fills the
+    # bytes it packs, then packs them, and a reader in another process can
+    # see the zeros in between (longer if the writer is preempted there, as
+    # on a loaded machine). A heartbeat read as 0.0 is a worker silent since
+    # the machine booted: twice in loaded test runs the master killed an
+    # idle worker for that ("in the app for 8267.8 s", the uptime). So the
+    # fields a worker writes are items of typed views of the memory (one
+    # memcpy each); pack_into only resets a whole slot, which no worker is
+    # writing then (claim, release).
 
     def __init__(self):
         self.memory = mmap.mmap(-1, self.HEADER.size + self.SLOT.size * self.SLOTS)
+        view = memoryview(self.memory)
+        self.bytes, self.halves, self.words, self.quads, self.doubles = (
+            view, view.cast("H"), view.cast("I"), view.cast("Q"), view.cast("d"))
         self.free = list(range(self.SLOTS - 1, -1, -1))
         # The metric counters, COUNTER_CELLS per slot: a second mmap, so the
         # slots above keep their layout. Seen as unsigned 64-bit cells, and
@@ -1313,7 +1322,7 @@ class Scoreboard:
         slot = self.free.pop()
         self.clear(slot, time.monotonic())
         if slot >= self.slots_in_use():
-            self.HEADER.pack_into(self.memory, 0, slot + 1)
+            self.words[0] = slot + 1        # (workers read it: see others())
         return slot
 
     def release(self, slot):
@@ -1351,39 +1360,52 @@ class Scoreboard:
         return (self.cells[start:start + COUNTER_CELLS],
                 self.seconds[start:start + COUNTER_CELLS])
 
+    # Each a store of one item (see SLOTS), at its byte offset divided by
+    # the item's size.
+
     def beat(self, slot, now):
-        self.TIME.pack_into(self.memory, self.offset(slot) + self.BEAT_AT, now)
+        self.doubles[(self.offset(slot) >> 3) + self.BEAT_ITEM] = now
 
     def mark_booted(self, slot):
-        self.BOOTED.pack_into(self.memory, self.offset(slot) + self.BOOTED_AT, SERVING)
+        self.bytes[self.offset(slot) + self.BOOTED_AT] = SERVING
 
     def mark_draining(self, slot):
         """Booted, but taking no more connections (see Worker.fair_to_accept)."""
-        self.BOOTED.pack_into(self.memory, self.offset(slot) + self.BOOTED_AT, DRAINING)
+        self.bytes[self.offset(slot) + self.BOOTED_AT] = DRAINING
 
     def ask_for_successor(self, slot, reason):
-        self.RECYCLE.pack_into(self.memory, self.offset(slot) + self.RECYCLE_AT, reason)
+        self.bytes[self.offset(slot) + self.RECYCLE_AT] = reason
 
     def set_connections(self, slot, count):
-        self.CONNECTIONS.pack_into(self.memory, self.offset(slot) + self.CONNECTIONS_AT, count)
+        self.words[(self.offset(slot) + self.CONNECTIONS_AT) >> 2] = count
 
     def set_busy(self, slot, busy):
-        self.BUSY.pack_into(self.memory, self.offset(slot), busy)
+        self.halves[(self.offset(slot) + self.BUSY_AT) >> 1] = busy
 
     def count(self, slot, requests):
-        self.FINISHED.pack_into(self.memory, self.offset(slot) + self.REQUESTS_AT,
-                                requests, time.monotonic(), 0.0)
+        at = self.offset(slot) >> 3
+        self.quads[at + self.REQUESTS_ITEM] = requests
+        self.doubles[at + self.BEAT_ITEM] = time.monotonic()
+
+    # A sync request: the master times the app from app_since while busy,
+    # else the worker from its beat; it reads busy first, app_since last.
+    # So app_since is written before busy is set (busy never goes with the
+    # previous request's app_since, nor with none), and the beat before
+    # busy is cleared (an idle worker is not timed from a beat older than
+    # the request).
 
     def app_started(self, slot, since):
         """Sync: the app has a request since ``since`` (the master times it)."""
-        offset = self.HEADER.size + slot * self.SLOT.size     # (offset(), inline: per request)
-        self.BUSY.pack_into(self.memory, offset, 1)
-        self.TIME.pack_into(self.memory, offset + self.APP_SINCE_AT, since)
+        at = (self.HEADER.size + slot * self.SLOT.size) >> 3   # (offset(), inline: per request)
+        self.doubles[at + self.APP_SINCE_ITEM] = since
+        self.halves[at << 2] = 1        # busy: the slot's first field
 
     def app_finished(self, slot, requests, now):
-        offset = self.HEADER.size + slot * self.SLOT.size
-        self.BUSY.pack_into(self.memory, offset, 0)
-        self.FINISHED.pack_into(self.memory, offset + self.REQUESTS_AT, requests, now, 0.0)
+        at = (self.HEADER.size + slot * self.SLOT.size) >> 3
+        self.doubles[at + self.BEAT_ITEM] = now
+        self.halves[at << 2] = 0
+        self.doubles[at + self.APP_SINCE_ITEM] = 0.0
+        self.quads[at + self.REQUESTS_ITEM] = requests
 
     # What workers read of each other.
 

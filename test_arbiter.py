@@ -5843,3 +5843,126 @@ def test_socket_activation_survives_a_usr2_upgrade(servers, tmp_path):
     assert proc.wait(timeout=10) == 0
     wait_for(lambda: read_pidfile(pidfile) == new_pid)
     assert served_by(port)[1] == new_pid
+
+
+# ---------------------------------------------------------------------------
+# Scoreboard and heartbeat
+# ---------------------------------------------------------------------------
+
+def since_as_the_master_reads_it(slot):
+    """What Arbiter.check_workers times a worker from, given its slot."""
+    busy, _, _, _, _, last_beat, app_since = slot
+    return app_since if busy and app_since else last_beat
+
+
+def test_a_scoreboard_write_never_zeroes_a_field_on_its_way():
+    """A field goes from its old value to its new one in one store: never
+    through zeros, which the master, reading the slot from another process
+    meanwhile, takes for a heartbeat from when the machine booted (twice an
+    idle worker was killed so: 'in the app for 8267.8 s'). struct's
+    pack_into zero-fills the bytes it packs first; a value it can not pack
+    stops it right there, so it shows deterministically what such a reader
+    saw. A write that fails must leave the slot as it was."""
+    board = arbiter.Scoreboard()
+    slot = board.claim()
+    board.mark_booted(slot)
+    board.set_connections(slot, 3)
+    board.app_started(slot, 40.0)
+    board.app_finished(slot, 7, 41.0)
+    board.beat(slot, 42.0)
+    before = board.read(slot)
+    unpackable = object()
+    for write in (lambda: board.beat(slot, unpackable),
+                  lambda: board.app_started(slot, unpackable),
+                  lambda: board.app_finished(slot, 8, unpackable),
+                  lambda: board.count(slot, unpackable),
+                  lambda: board.set_connections(slot, -1),
+                  lambda: board.set_busy(slot, -1)):
+        with pytest.raises((TypeError, ValueError, struct.error)):
+            write()
+        assert board.read(slot) == before
+
+
+def test_a_sync_request_s_writes_never_show_the_master_an_older_sign_of_life():
+    """Between any two of app_started's and app_finished's stores (each
+    seen here, opcode by opcode, as another process could see it), the time
+    the master times the worker from is never older than the worker's last
+    sign of life: busy comes with this request's app_since, and the beat is
+    new before busy is cleared (else a request that took most of --timeout
+    read, once done, as a worker silent since before it)."""
+    board = arbiter.Scoreboard()
+    slot = board.claim()
+    board.mark_booted(slot)
+    seen = []
+    watched = (arbiter.Scoreboard.app_started.__code__,
+               arbiter.Scoreboard.app_finished.__code__)
+
+    def trace_store(frame, event, arg):
+        seen.append(board.read(slot))
+        return trace_store
+
+    def trace_call(frame, event, arg):
+        if frame.f_code in watched:
+            frame.f_trace_opcodes = True
+            return trace_store
+        return None
+
+    board.beat(slot, 100.0)                 # idle, its last beat at 100
+    previous = sys.gettrace()
+    sys.settrace(trace_call)
+    try:
+        board.app_started(slot, 101.0)      # the app has a request from 101
+        started = len(seen)
+        board.app_finished(slot, 1, 160.0)  # done at 160 (--timeout 60, say)
+    finally:
+        sys.settrace(previous)
+    assert started > 2 and len(seen) > started + 2      # every step was seen
+    assert [since_as_the_master_reads_it(s) for s in seen[:started]
+            if since_as_the_master_reads_it(s) < 100.0] == []
+    assert [since_as_the_master_reads_it(s) for s in seen[started:]
+            if since_as_the_master_reads_it(s) < 101.0] == []
+    assert board.read(slot)[4:] == (1, 160.0, 0.0)
+
+
+def test_a_worker_writing_its_slot_never_shows_the_master_a_zero():
+    """For real: a forked writer does what a busy sync worker does to its
+    slot, as fast as it can, while this process reads the slot whole as
+    the master does. Every read must be a state the worker was in."""
+    board = arbiter.Scoreboard()
+    slot = board.claim()
+    board.mark_booted(slot)
+    board.set_connections(slot, 1)
+    start = board.read(slot)[5]
+    go_r, go_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.write(go_w, b"!")
+            for n in range(1, 100001):
+                now = time.monotonic()
+                board.app_started(slot, now)
+                board.app_finished(slot, n, now)
+                board.beat(slot, now)
+                board.set_connections(slot, 1 + n % 2)
+        finally:
+            os._exit(0)
+    wrong, requests, reads = [], 0, 0
+    try:
+        os.close(go_w)
+        assert os.read(go_r, 1) == b"!"
+        while reads % 1024 or os.waitpid(pid, os.WNOHANG) == (0, 0):
+            read = board.read(slot)
+            busy, recycle, booted, connections, done, last_beat, app_since = read
+            reads += 1
+            if booted != arbiter.SERVING or connections not in (1, 2) or done < requests or \
+                    last_beat < start or since_as_the_master_reads_it(read) < start:
+                wrong.append(read)
+            requests = done
+    finally:
+        os.close(go_r)
+        try:
+            os.waitpid(pid, 0)
+        except ChildProcessError:
+            pass
+    assert requests == 100000
+    assert wrong == []
