@@ -1367,6 +1367,9 @@ class Scoreboard:
         self.doubles[(self.offset(slot) >> 3) + self.BEAT_ITEM] = now
 
     def mark_booted(self, slot):
+        """Booted, with a heartbeat: the loop's first tick is awaited from
+        now, not from the spawn (loading the app took time of its own)."""
+        self.beat(slot, time.monotonic())
         self.bytes[self.offset(slot) + self.BOOTED_AT] = SERVING
 
     def mark_draining(self, slot):
@@ -2013,15 +2016,15 @@ class Arbiter:
                 worker.generation = OUTDATED    # replaced as soon as its successor boots
             # A sync worker's app is timed from the request's start (time
             # spent waiting for a slow client excepted); otherwise the
-            # heartbeat says whether the worker's loop is stuck. A time from
-            # before the worker was spawned is not its own (twice, in
-            # loaded test runs, an idle worker was read as silent for the
-            # machine's uptime, and killed): it counts from the spawn.
-            since = max(app_since if busy and app_since else last_beat, worker.spawned_at)
+            # heartbeat says whether the worker's loop is stuck. Neither is
+            # older than the worker's spawn (see Scoreboard.SLOTS for how a
+            # worker once looked silent since the machine booted).
+            in_app = busy and app_since > 0.0
+            since = max(app_since if in_app else last_beat, worker.spawned_at)
             if self.cfg.timeout and now - since > self.cfg.timeout:
                 self.log.critical("WORKER TIMEOUT (pid:%s)", worker.pid)
                 self.log.info("Worker (pid:%s) %s %.1f s (--timeout %s)", worker.pid,
-                              "had its request in the app for" if since == app_since else
+                              "had its request in the app for" if in_app else
                               "gave no sign of life for", now - since, self.cfg.timeout)
                 worker.aborted_at = now
                 self.kill_worker(worker.pid, signal.SIGABRT)
