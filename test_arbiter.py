@@ -24,9 +24,11 @@ import errno
 import http.client
 import json
 import logging
+import mmap
 import os
 import random
 import re
+import selectors
 import signal
 import socket
 import ssl
@@ -1071,6 +1073,16 @@ def make_cfg(**settings):
     return cfg
 
 
+def forget_log_handlers():
+    """After a test that made an arbiter.Log: take its handlers off
+    gunicorn's loggers (they write to the test's captured stderr, which
+    pytest closes; the next Log would flush them)."""
+    for name in ("gunicorn.error", "gunicorn.access"):
+        logger = logging.getLogger(name)
+        for handler in list(logger.handlers):
+            logger.removeHandler(handler)
+
+
 HOST_LINE = b"\r\nHost: example.com"        # the Host field most heads need
 
 
@@ -1224,6 +1236,26 @@ def test_a_script_reruns_from_bytecode_and_still_looks_like_the_script(servers, 
 # ---------------------------------------------------------------------------
 # Constants
 # ---------------------------------------------------------------------------
+
+def test_the_master_signals_are_the_docstring_table_in_order():
+    table = re.findall(r"^    ([A-Z0-9]+) {2,}\S", arbiter.__doc__, re.M)
+    assert tuple(table) == arbiter.MASTER_SIGNALS
+    assert sorted(arbiter.SIGNAL_NAMES.values()) == sorted(
+        name.lower() for name in arbiter.MASTER_SIGNALS)
+
+
+@pytest.mark.parametrize("reason, label, cause", [
+    (arbiter.RECYCLE_MAX_REQUESTS, "max requests", "max_requests"),
+    (arbiter.RECYCLE_MEMORY, "memory", "memory"),
+    (arbiter.RECYCLE_TIMEOUT, "timeout", "timeout"),
+])
+def test_every_recycle_reason_has_a_log_label_and_a_restart_cause(reason, label, cause):
+    assert arbiter.RECYCLE_REASONS[reason] == label
+    assert arbiter.RECYCLE_CAUSES[reason] == cause and cause in arbiter.RESTART_CAUSES
+
+
+def test_exit_codes_are_gunicorns():
+    assert (arbiter.WORKER_BOOT_ERROR, arbiter.APP_LOAD_ERROR) == (3, 4)
 
 
 # ---------------------------------------------------------------------------
@@ -2041,6 +2073,21 @@ def test_scoreboard_shows_workers_only_what_serving_workers_say():
     assert board.slots_in_use() == 5
 
 
+def test_the_heartbeat_of_gunicorns_hooks_is_the_scoreboard_slot():
+    board = arbiter.Scoreboard()
+    slot = board.claim()
+    beat = arbiter.Heartbeat(board, slot)
+    claimed = beat.last_update()
+    assert 0 < claimed <= time.monotonic()          # a new slot beats as it is claimed
+    before = time.monotonic()
+    beat.notify()
+    assert before <= beat.last_update() <= time.monotonic()
+    assert beat.last_update() == board.read(slot)[5]
+    board.beat(slot, 12.5)
+    assert beat.last_update() == 12.5
+    beat.close()                                    # gunicorn's hooks may call it
+
+
 # -- for real -----------------------------------------------------------------
 
 @pytest.mark.parametrize("threads", ["1", "2"])
@@ -2062,10 +2109,56 @@ def test_an_idle_worker_beats_more_often_than_timeout(core, tmp_path, threads):
 # ---------------------------------------------------------------------------
 # The Arbiter
 # ---------------------------------------------------------------------------
+# -- in-process: the master's decisions -------------------------------------
 
-def test_a_fork_that_fails_leaves_the_master_running_with_a_backoff(monkeypatch, capsys):
-    server = arbiter.Arbiter(make_cfg(workers=2))
-    server.scoreboard = arbiter.Scoreboard()
+@pytest.fixture
+def make_master():
+    """``make_master()``: an Arbiter with a real Config and Scoreboard, as
+    start() leaves it, and its ``add(name, ...)``: the master's record of a
+    worker in the state given (its scoreboard slot says so). Nothing is
+    forked: a record's pid stays None, so that no decision here could signal
+    a process. (Built in the test, not in the fixture, so that its log
+    writes to the test's captured stderr.)"""
+    records = []
+
+    def make():
+        server = arbiter.Arbiter(make_cfg(workers=2))
+        server.scoreboard = arbiter.Scoreboard()
+
+        def add(name, booted=True, busy=0, connections=0, recycle=0, draining=False,
+                retired=False, aborted=False, generation=0, listeners=None, lived=60.0):
+            board = server.scoreboard
+            record = arbiter.WorkerRecord(len(server.workers) + 1, generation, board.claim(),
+                                          board, server.cfg, server.log,
+                                          server.listeners if listeners is None else listeners)
+            records.append(record)
+            record.spawned_at = time.monotonic() - lived
+            if booted:
+                board.mark_booted(record.slot)
+                record.booted = True
+            if draining:
+                board.mark_draining(record.slot)
+            board.set_busy(record.slot, busy)
+            board.set_connections(record.slot, connections)
+            board.ask_for_successor(record.slot, recycle)
+            record.retired_at = time.monotonic() if retired else None
+            record.aborted_at = time.monotonic() if aborted else None
+            server.workers[record.age] = record
+            return record
+        server.add = add
+        return server
+    try:
+        yield make
+    finally:
+        for record in records:
+            for end in record.channel + record.poke:
+                end.close()
+        forget_log_handlers()
+
+
+def test_a_fork_that_fails_leaves_the_master_running_with_a_backoff(make_master, monkeypatch,
+                                                                  capsys):
+    server = make_master()
 
     def no_fork():
         raise OSError(errno.EAGAIN, os.strerror(errno.EAGAIN))
@@ -2078,6 +2171,140 @@ def test_a_fork_that_fails_leaves_the_master_running_with_a_backoff(monkeypatch,
     err = capsys.readouterr().err
     assert err.count("A new worker could not be forked: ") == 1
     assert "(1 in a row); next spawn in 0.1s" in err
+
+
+
+@pytest.mark.parametrize("threads, workers, expected", [
+    # A free app slot first, then the fewest connections, then the oldest.
+    (1, {"a": dict(busy=1, connections=1), "b": dict(connections=5),
+         "c": dict(connections=2)}, ["c", "b", "a"]),
+    (1, {"a": dict(connections=2), "b": dict(connections=2)}, ["a", "b"]),
+    (4, {"a": dict(busy=3, connections=1), "b": dict(busy=0, connections=9),
+         "c": dict(busy=4, connections=0)}, ["b", "a", "c"]),
+    # Never a worker that is booting, draining, waiting for its successor,
+    # retired, outdated, or forked with other listeners.
+    (1, {"booting": dict(booted=False), "draining": dict(draining=True),
+         "recycling": dict(recycle=arbiter.RECYCLE_MAX_REQUESTS),
+         "retired": dict(retired=True), "outdated": dict(generation=arbiter.OUTDATED),
+         "elsewhere": dict(listeners=[])}, []),
+])
+def test_workers_to_take_over_a_connection_best_first_the_source_last(make_master, threads,
+                                                                       workers, expected):
+    master = make_master()
+    master.cfg.set("threads", threads)
+    source = master.add("source", busy=threads, connections=3)
+    names = {master.add(name, **state): name for name, state in workers.items()}
+    names[source] = "source"
+    assert [names[w] for w in master.workers_to_take_over(source)] == expected + ["source"]
+
+
+WAIT_EXITED_0, WAIT_EXITED_1, WAIT_KILLED = 0, 1 << 8, signal.SIGKILL    # wait() statuses
+
+
+@pytest.mark.parametrize("state, status, cause", [
+    (dict(recycle=arbiter.RECYCLE_MAX_REQUESTS), WAIT_EXITED_0, "max_requests"),
+    (dict(recycle=arbiter.RECYCLE_MEMORY, retired=True), WAIT_EXITED_0, "memory"),
+    (dict(recycle=arbiter.RECYCLE_TIMEOUT, retired=True), WAIT_KILLED, "timeout"),
+    (dict(retired=True, generation=1), WAIT_EXITED_0, "stopped"),  # TTOU, WINCH, a stop
+    (dict(retired=True, generation=0), WAIT_KILLED, "reload"),      # HUP: a new generation
+    (dict(aborted=True), WAIT_KILLED, "timeout"),
+    (dict(), WAIT_EXITED_0, "reload"),                            # --reload saw a change
+    (dict(), WAIT_EXITED_1, "crash"),
+    (dict(), WAIT_KILLED, "crash"),
+])
+def test_restart_cause(make_master, state, status, cause):
+    master = make_master()
+    assert cause in arbiter.RESTART_CAUSES
+    master.generation = 1
+    assert master.restart_cause(master.add("w", **state), status) == cause
+
+
+@pytest.mark.parametrize("state, recycled, failure", [
+    (dict(booted=False), 0, "died before it booted"),
+    (dict(lived=0.5), 0, "died 0.5s after it started"),
+    (dict(lived=arbiter.FAILED_START_WINDOW + 1), 0, None),     # it had served a while
+    (dict(booted=False, retired=True), 0, None),                # the master stopped it
+    (dict(booted=False, aborted=True), 0, None),
+    (dict(lived=0.5), arbiter.RECYCLE_MAX_REQUESTS, None),      # it asked to go
+    (dict(booted=False, generation=arbiter.OUTDATED), 0, None),
+])
+def test_check_start_counts_only_workers_that_died_as_they_started(make_master, capsys, state,
+                                                                   recycled, failure):
+    master = make_master()
+    worker = master.add("w", **state)
+    master.check_start(worker, worker.booted, recycled)
+    err = capsys.readouterr().err
+    assert master.failed_starts == (failure is not None)
+    if failure:
+        assert "A new worker %s (1 in a row); next spawn in 0.1s" % failure in err
+        assert master.spawn_not_before > time.monotonic()
+    else:
+        assert master.spawn_not_before == 0.0 and err == ""
+
+
+@pytest.mark.parametrize("in_a_row, delay", [
+    (1, 0.1), (2, 0.2), (3, 0.4), (4, 0.8), (7, 6.4), (8, 10.0), (30, 10.0)])
+def test_the_spawn_backoff_doubles_up_to_its_most(make_master, capsys, in_a_row, delay):
+    master = make_master()
+    worker = master.add("w", booted=False)
+    for _ in range(in_a_row):
+        before = time.monotonic()
+        master.note_failed_start(worker, "died before it booted")
+    assert before + delay <= master.spawn_not_before <= time.monotonic() + delay
+    assert capsys.readouterr().err.rstrip().endswith(
+        "(%d in a row); next spawn in %.1fs" % (in_a_row, delay))
+
+
+@pytest.mark.parametrize("workers, backoff, failed_before, expected, failed_after", [
+    ([], 0, 0, True, 0),
+    ([], 5.0, 1, False, 1),                         # within the backoff
+    ([dict(booted=False, lived=0)] * (arbiter.BOOTING_MOST - 1), 0, 0, True, 0),
+    ([dict(booted=False, lived=0)] * arbiter.BOOTING_MOST, 0, 0, False, 0),
+    # A worker spawned after the last failed start, booted and alive past
+    # FAILED_START_WINDOW, ends the backoff count; an older one does not.
+    ([dict(lived=arbiter.FAILED_START_WINDOW + 0.5)], 0, 3, True, 0),
+    ([dict(lived=20.0)], 0, 3, True, 3),
+    ([dict(lived=0.5)], 0, 3, True, 3),
+])
+def test_may_spawn(make_master, workers, backoff, failed_before, expected, failed_after):
+    master = make_master()
+    now = time.monotonic()
+    master.failed_starts = failed_before
+    master.last_failed_start = now - 10.0 if failed_before else 0.0
+    master.spawn_not_before = now + backoff
+    for number, state in enumerate(workers):
+        master.add("w%d" % number, **state)
+    assert master.may_spawn() is expected
+    assert master.failed_starts == failed_after
+
+
+def poked(record):
+    try:
+        return record.poke[1].recv(8) == b"!"
+    except BlockingIOError:
+        return False
+
+
+@pytest.mark.parametrize("threads, stuck_connections, other, late, expected", [
+    (1, 2, dict(), False, True),
+    (1, 1, dict(), False, False),       # nothing else of its own waits behind it
+    (1, 2, dict(busy=1), False, False),  # nobody free to take a connection
+    (1, 2, dict(), True, False),        # the master woke late: every worker is slow
+    (2, 2, dict(), False, False),       # threaded workers hand over on their own
+])
+def test_hurry_stuck_workers_pokes_a_sync_worker_stuck_in_its_app(make_master, threads,
+                                                                  stuck_connections, other,
+                                                                  late, expected):
+    master = make_master()
+    master.cfg.set("threads", threads)
+    stuck = master.add("stuck", connections=stuck_connections)
+    master.add("other", **other)
+    now = 1000.0
+    master.scoreboard.app_started(stuck.slot, now - 1.0)
+    master.hurry_stuck_workers(now)             # the first look: noted, not poked
+    assert not poked(stuck)
+    master.hurry_stuck_workers(now + (1.0 if late else arbiter.HANDOFF_DELAY))
+    assert poked(stuck) is expected
 
 
 # -- for real: start, signals, stop -------------------------------------------
@@ -2980,6 +3207,85 @@ def test_body_memory_is_bounded_per_worker_and_reuses_its_buffers():
     small.close()
 
 
+@pytest.mark.parametrize("operations",
+                         [pytest.param(row[1], id=row[0]) for row in BODY_OPERATIONS])
+def test_memory_input_never_reads_past_its_view(operations):
+    """A body kept in a reused buffer larger than itself (an mmap of
+    --body-buffer-size): what lies beyond the body (here more lines) is
+    never read, by read() or by readline()'s search for a line end."""
+    buffer = mmap.mmap(-1, 4096)
+    buffer[:] = b"\n" * 4096
+    buffer[:len(BODY_LINES)] = BODY_LINES
+    view = memoryview(buffer)[:len(BODY_LINES)]
+    stream = arbiter.MemoryInput(view)
+    for method, args, expected in operations:
+        result = list(stream) if method == "list" else getattr(stream, method)(*args)
+        assert result == expected, (method, args)
+    view.release()
+    buffer.close()
+
+
+@pytest.mark.parametrize("size, kind", [
+    (0, bytearray),
+    (arbiter.MMAP_BODY_SIZE - 1, bytearray),
+    (arbiter.MMAP_BODY_SIZE, mmap.mmap),            # the worker's reusable buffer
+    (1 << 20, mmap.mmap),
+    ((1 << 20) + 1, bytearray),                     # over --body-buffer-size: not kept
+])
+def test_body_memory_buffers_by_size(size, kind):
+    memory = arbiter.BodyMemory(64 << 20, 1 << 20, 1)
+    buffer = memory.buffer(size)
+    assert type(buffer) is kind
+    assert len(buffer) == (1 << 20 if kind is mmap.mmap else size)
+    memory.recycle(buffer)
+    assert memory.free == ([buffer] if kind is mmap.mmap else [])
+
+
+@pytest.mark.parametrize("keep, returned, kept", [(1, 3, 1), (2, 3, 2), (4, 3, 3)])
+def test_body_memory_keeps_one_buffer_per_app_slot(keep, returned, kept):
+    memory = arbiter.BodyMemory(64 << 20, 1 << 20, keep)
+    buffers = [memory.buffer(1 << 20) for _ in range(returned)]
+    for buffer in buffers:
+        memory.recycle(buffer)
+    assert memory.free == buffers[:kept]
+    assert all(buffer.closed for buffer in buffers[kept:])
+    assert [memory.buffer(1 << 20) for _ in range(kept)] == buffers[:kept][::-1]
+    for buffer in buffers[:kept]:
+        buffer.close()
+
+
+@pytest.mark.parametrize("takes, left", [
+    ([10, 20], 70), ([100], 0), ([101], 100), ([60, 50, 40], 0)])
+def test_body_memory_takes_within_its_limit(takes, left):
+    memory = arbiter.BodyMemory(100, 1 << 20, 1)
+    taken = [size for size in takes if memory.take(size)]
+    assert memory.left == left == 100 - sum(taken)
+    for size in taken:
+        memory.give(size)
+    assert memory.left == 100
+
+
+def test_a_body_received_straight_into_its_buffer():
+    """Connection.read_body receives a body of known length straight into
+    the IncomingBody's view (no copy): filled_directly counts it."""
+    cfg = make_cfg()
+    memory = arbiter.BodyMemory(cfg.body_memory_limit, cfg.body_buffer_size, 1)
+    payload = pattern(300000)
+    body = arbiter.IncomingBody(arbiter.parse_head(length_head(len(payload)), cfg), cfg, memory)
+    assert body.view is not None and body.file is None
+    done, at = False, 0
+    for size in (1, 65536, 100000, len(payload)):
+        piece = payload[at:at + size]
+        body.view[at:at + len(piece)] = piece
+        at += len(piece)
+        done = body.filled_directly(len(piece))
+        assert done is (at == len(payload))
+    assert body.received == len(payload) and body.left == 0
+    assert body.wsgi_input().read() == payload
+    body.close()
+    assert memory.left == cfg.body_memory_limit
+
+
 def test_body_buffering_fuzz_memory_file_or_no_room_the_same_body(tmp_path):
     """Bodies of every framing fed in random pieces, with random memory
     limits and a temporary directory that is there or not: the app gets
@@ -3141,6 +3447,205 @@ def test_a_connection_handed_over_a_channel_is_the_same_connection():
     finally:
         for sock in channel + (client,):
             sock.close()
+
+
+# -- in-process: the worker's decisions -------------------------------------
+
+
+class InProcessWorker:
+    """A Worker built in this process from a real Config, Scoreboard and
+    WorkerRecord, as the child builds it after the fork, with the selector
+    serve() would make (run() and serve() are never called). ``others``
+    claims the slots of other workers; ``connection`` adds a Connection on a
+    real socket pair in the stage given. Everything is closed afterwards."""
+
+    def __init__(self, **settings):
+        self.cfg = make_cfg(**settings)
+        self.board = arbiter.Scoreboard()
+        log = arbiter.Log(self.cfg)
+        self.record = arbiter.WorkerRecord(1, 0, self.board.claim(), self.board, self.cfg,
+                                           log, [])
+        self.record.pid = os.getpid()
+        self.worker = arbiter.Worker(self.record, os.getppid(), [], None, self.cfg, log,
+                                     self.board, None)
+        self.worker.selector = selectors.DefaultSelector()
+        self.board.mark_booted(self.worker.slot)
+        self.clients = []
+
+    def others(self, *states):
+        """Other serving workers: (busy, connections, seconds in the app)."""
+        for busy, connections, in_app in states:
+            slot = self.board.claim()
+            self.board.mark_booted(slot)
+            self.board.set_connections(slot, connections)
+            if busy:
+                self.board.app_started(slot, time.monotonic() - in_app)
+                self.board.set_busy(slot, busy)
+
+    def connection(self, stage="idle", deadline=arbiter.NEVER):
+        """"idle" (keep-alive, nothing of a next request), "partial" (a head
+        begun), or arbiter.BODY, arbiter.SEND."""
+        server, client = socket.socketpair()
+        server.setblocking(False)
+        self.clients.append(client)
+        conn = arbiter.Connection(server, ("192.0.2.10", 40000 + len(self.clients)), None,
+                                  self.worker)
+        conn.idle = stage == "idle"
+        conn.buffer = b"GET / HT" if stage == "partial" else b""
+        conn.stage = stage if stage in (arbiter.BODY, arbiter.SEND) else arbiter.HEAD
+        conn.deadline = deadline
+        self.worker.connections.add(conn)
+        return conn
+
+    def close(self):
+        for conn in list(self.worker.connections):
+            conn.close()
+        for sock in self.clients + list(self.record.channel + self.record.poke):
+            sock.close()
+        self.worker.selector.close()
+        forget_log_handlers()
+
+
+@pytest.fixture
+def in_process_worker():
+    """``build(**settings)``: an InProcessWorker, closed after the test."""
+    built = []
+
+    def build(**settings):
+        built.append(InProcessWorker(**settings))
+        return built[-1]
+    try:
+        yield build
+    finally:
+        for one in built:
+            one.close()
+
+
+@pytest.mark.parametrize("threads, idle_threads, mine, others, fair", [
+    (1, 1, 5, [], True),                            # alone: always
+    (1, 1, 3, [(0, 1, 0)], True),                   # at most BALANCE_SLACK more
+    (1, 1, 4, [(0, 1, 0)], False),
+    (1, 1, 4, [(0, 1, 0), (0, 9, 0)], False),       # the least loaded one counts
+    (1, 1, 4, [(1, 0, 0.0)], False),                # busy just now: it still counts
+    (1, 1, 4, [(1, 0, 1.0)], True),                 # stuck in its app: it does not
+    (4, 3, 0, [(0, 5, 0)], False),                  # threaded, busy, another idle
+    (4, 3, 0, [(1, 5, 0.0)], True),                 # threaded, busy, nobody idle
+    (4, 4, 1, [(0, 0, 0)], True),                   # threaded and idle
+])
+def test_fair_to_accept(in_process_worker, threads, idle_threads, mine, others, fair):
+    built = in_process_worker(threads=threads)
+    built.worker.idle_threads = idle_threads
+    built.others(*others)
+    for _ in range(mine):
+        built.connection()
+    assert built.worker.fair_to_accept() is fair
+
+
+@pytest.mark.parametrize("settings, mine, state, accept", [
+    (dict(worker_connections=3), 2, {}, True),
+    (dict(worker_connections=3), 3, {}, False),             # full
+    (dict(), 0, dict(retiring=True), False),                # an app thread timed out
+    (dict(), 1, dict(max_requests=10, nr=8), True),
+    (dict(), 2, dict(max_requests=10, nr=8), False),        # each may bring a request
+    (dict(), 0, dict(max_requests=10, nr=10), False),
+])
+def test_can_accept(in_process_worker, settings, mine, state, accept):
+    built = in_process_worker(**settings)
+    for name, value in state.items():
+        setattr(built.worker, name, value)
+    for _ in range(mine):
+        built.connection()
+    assert built.worker.can_accept() is accept
+
+
+@pytest.mark.parametrize("max_requests, served, connections, expected", [
+    # (alive, recycling, the request keeps its connection, a successor asked for)
+    (100, 50, 1, (True, False, True, False)),
+    (100, 90, 1, (True, False, True, True)),        # a tenth left: ask early
+    (100, 98, 3, (True, False, False, True)),       # fewer left than connections
+    (10, 7, 3, (True, False, True, True)),
+    (10, 10, 1, (False, True, False, True)),        # the last one: then restart
+])
+def test_count_against_max_requests(in_process_worker, max_requests, served, connections,
+                                    expected):
+    built = in_process_worker()
+    worker = built.worker
+    worker.max_requests, worker.nr = max_requests, served
+    for _ in range(connections):
+        built.connection()
+    request = arbiter.parse_head(b"GET / HTTP/1.1\r\nHost: h", built.cfg)
+    worker.count_against_max_requests(request)
+    asked = built.board.read(worker.slot)[1] == arbiter.RECYCLE_MAX_REQUESTS
+    assert (worker.alive, worker.recycling, request.keep_alive, asked) == expected
+    if asked:
+        assert built.record.channel[0].recv(8) == b""   # the master is woken at once
+
+
+@pytest.mark.parametrize("settings, count, expected", [
+    # Deadlines from now (100.0) under pressure, (idle, partial head, body).
+    (dict(worker_connections=8), 6, (None, None, None)),    # at 3/4: not yet
+    (dict(worker_connections=8), 7, (1.0, 5.0, None)),
+    (dict(worker_connections=8, keepalive=1, head_timeout=2.5), 7, (1.0, 2.5, None)),
+    (dict(worker_connections=8, keepalive=0, head_timeout=0), 7, (1.0, 5.0, None)),
+])
+def test_under_pressure_waiting_connections_get_shorter_deadlines(in_process_worker,
+                                                                  settings, count, expected):
+    built = in_process_worker(**settings)
+    far = 1e9
+    conns = [built.connection("idle", far), built.connection("partial", far),
+             built.connection(arbiter.BODY, far)]
+    early = built.connection("idle", 100.2)         # already sooner: left alone
+    for _ in range(count - 4):
+        built.connection(arbiter.SEND, far)
+    built.worker.check_pressure(100.0)
+    assert built.worker.under_pressure is (expected[0] is not None)
+    assert tuple(None if conn.deadline == far else conn.deadline - 100.0
+                 for conn in conns) == expected
+    assert early.deadline == 100.2
+
+
+@pytest.mark.parametrize("limit, stages, closed", [
+    (6, ["idle", "idle", ("partial", 5), ("partial", 3), arbiter.BODY], ["idle"]),
+    (5, [("partial", 5), ("partial", 3), arbiter.BODY, arbiter.SEND], [("partial", 3)]),
+    (3, [arbiter.BODY, arbiter.SEND], []),                  # nothing may go
+    (25, ["idle"] * 16 + [("partial", 1)] * 8, ["idle"] * 3),   # an eighth at once
+])
+def test_make_room_closes_idle_connections_first_then_the_oldest_heads(
+        in_process_worker, limit, stages, closed):
+    built = in_process_worker(worker_connections=limit)
+    conns = [built.connection(*(stage if isinstance(stage, tuple) else (stage,)))
+             for stage in stages]
+    newest = built.connection("partial")
+    built.worker.make_room(newest)
+    assert not newest.closed
+    assert [stage for stage, conn in zip(stages, conns) if conn.closed] == closed
+
+
+def test_expire_answers_what_was_arriving_and_closes_it(in_process_worker, capsys):
+    built = in_process_worker()
+    worker = built.worker
+    conns = {stage: built.connection(stage) for stage in ("idle", "partial", arbiter.BODY,
+                                                          arbiter.SEND)}
+    for conn in conns.values():
+        worker.expire(conn)
+    assert all(conn.closed for conn in conns.values())
+    answers = [received(client) for client in built.clients]
+    assert answers[0] == b"" and answers[3] == b""
+    assert answers[1] == answers[2] == arbiter.error_page(408)
+    assert worker.cells[arbiter.REJECTED_CELL[408]] == 2
+    assert "Closing the connection of 192.0.2.10:40004: it took its response too slowly" \
+        in capsys.readouterr().err
+
+
+def test_expire_gives_an_idle_connection_whose_request_waits_the_head_timeout(
+        in_process_worker):
+    built = in_process_worker(head_timeout=7)
+    conn = built.connection("idle")
+    built.clients[-1].sendall(b"GET / HTTP/1.1\r\n")    # arrived, not read yet
+    before = time.monotonic()
+    built.worker.expire(conn)
+    assert not conn.closed and not conn.idle
+    assert before + 7 <= conn.deadline <= time.monotonic() + 7
 
 
 # -- for real: requests on a connection, bodies, limits -----------------------
