@@ -352,6 +352,21 @@ def worker_exit(server, worker): record(worker, "worker_exit")
 '''
 
 
+# gunicorn's way to wrap the app in post_worker_init (``worker.wsgi``): the
+# wrapper rewrites the request to /seq?wrapped and adds a header.
+WRAP_CONF = r'''
+def post_worker_init(worker):
+    app = worker.wsgi
+
+    def wrapped(environ, start_response):
+        def start(status, headers, exc_info=None):
+            return start_response(status, headers + [("X-Wrapped", "yes")], exc_info)
+        environ["PATH_INFO"], environ["QUERY_STRING"] = "/seq", "wrapped"
+        return app(environ, start)
+    worker.wsgi = wrapped
+'''
+
+
 BEAT_CONF = r'''
 import os
 import threading
@@ -4462,6 +4477,22 @@ def test_hooks_get_a_worker_like_gunicorns(core, tmp_path, threads):
         assert line.split(None, 1)[1] == "pid=%d own=True age=1 threads=%s timeout=7" % (
             worker, threads)
     assert read_text(core.log).count("hook ") == 4
+
+
+@pytest.mark.parametrize("threads", ["1", "4"])
+def test_post_worker_init_can_wrap_the_app_through_worker_wsgi(core, tmp_path, threads):
+    (tmp_path / "wrap.conf.py").write_text(WRAP_CONF)
+    proc, port = core.start(["-w", "1", "--threads", threads,
+                             "-c", str(tmp_path / "wrap.conf.py")], app="coreapp:app")
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("GET", "/")
+        response = conn.getresponse()
+        body = response.read()
+    finally:
+        conn.close()
+    assert response.status == 200 and response.getheader("X-Wrapped") == "yes"
+    assert body == b"wrapped".ljust(1024, b".")     # the app, behind the wrapper's rewrite
 
 
 # ---------------------------------------------------------------------------
