@@ -1007,8 +1007,10 @@ def receive_to_end(sock, timeout=10.0):
     return b"".join(chunks)
 
 
-def answered_promptly(port, path="/", limit=2.0):
-    """Another client's GET is answered, and within ``limit`` seconds."""
+def answered_promptly(port, path="/", limit=4.0):
+    """Another client's GET is answered, and within ``limit`` seconds. (It
+    takes milliseconds; a worker held by a slow client would not answer
+    before the test lets that client go, and the GET gives up at 5 s.)"""
     started = time.monotonic()
     status, body = http_get(port, path, timeout=5)
     assert status == 200, body
@@ -1245,6 +1247,9 @@ def test_a_script_reruns_from_bytecode_and_still_looks_like_the_script(servers, 
     wait_for(lambda: served_by(sock.getsockname()[1])[1] == compiled_here.pid)
     assert served_by(port)[1] == proc.pid
     rerun, compiled = rss_anon_kib(proc.pid), rss_anon_kib(compiled_here.pid)
+    # Measured: 6.3 MiB against 21.3 (3.13), 8.6 against 22.1 (3.11): a
+    # difference of over 13 MiB, which the syntax tree of a 6000-line file
+    # is; 3 MiB leaves room for any allocator.
     assert rerun + 3 * 1024 < compiled, (rerun, compiled)
 
 
@@ -2117,6 +2122,8 @@ def test_an_idle_worker_beats_more_often_than_timeout(core, tmp_path, threads):
     beats = tmp_path / ("beats-%d" % worker)
     gaps = wait_for(lambda: [float(gap) for gap in read_text(beats).split()][1:4]
                     if len(read_text(beats).split()) >= 4 else None)
+    # Expected: a beat every 0.25 s (a quarter of --timeout); the bug was a
+    # beat a second, and a gap of a second is a kill (the master's limit).
     assert max(gaps) < 1.0, gaps
     assert served_by(port)[0] == worker and "WORKER TIMEOUT" not in read_text(core.log)
 
@@ -3016,7 +3023,7 @@ def test_tls_serves_https_keepalive_and_ignores_silent_clients(servers, tmp_path
         started = time.monotonic()
         status, body = http_get(port, "/env", context=context, timeout=10)
         assert status == 200
-        assert time.monotonic() - started < 2.0, "a silent client held the only worker"
+        assert time.monotonic() - started < 4.0, "a silent client held the only worker"
     assert proc.poll() is None
 
 
@@ -3892,12 +3899,17 @@ def test_large_uploads_leave_the_worker_as_small_as_it_was(core):
                 conn.request("POST", "/count", body=body)
             for conn in conns:
                 assert conn.getresponse().read() == b"1048576"
+    # Measured on 3.8, 3.11 and 3.13: 1144-1152 KiB kept after the first
+    # uploads (the buffer and a little of the interpreter's own), 0-44 KiB
+    # more after the next twenty. The bug grew the heap by about 5 MB; the
+    # bounds leave room for an allocator that keeps a fresh arena (1 MiB
+    # on 3.10+) without letting that through.
     upload(2)
     kept = rss_anon_kib(worker) - before
     assert kept < 1024 + 512, kept          # one buffer of --body-buffer-size
     upload(20)
     grown = rss_anon_kib(worker) - before - kept
-    assert grown < 256, grown
+    assert grown < 1024, grown
 
 
 # -- for real: app slots (--threads) and slow or silent clients ---------------
@@ -3946,9 +3958,7 @@ def test_silent_and_slow_clients_do_not_take_the_workers(core):
     try:
         for sock in idle[:10]:
             sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ")    # half a head
-        started = time.monotonic()
-        assert http_get(port, timeout=5)[0] == 200
-        assert time.monotonic() - started < 2
+        answered_promptly(port)
     finally:
         for sock in idle:
             sock.close()
@@ -4017,10 +4027,12 @@ def test_head_timeout_applies_without_timeout(core):
         reply = receive_to_end(partial)
         waited = time.monotonic() - started
         assert status_code(reply) == 408, reply
-        assert 0.9 <= waited < 3, waited
+        # Deadlines are looked at once a second: 1-2 s. Without a head
+        # timeout the wait would be receive_to_end's 10 s.
+        assert 0.9 <= waited < 5, waited
         assert receive_to_end(silent) == b""                # closed without an answer
         assert receive_to_end(idle) == b""
-        assert time.monotonic() - started < 3
+        assert time.monotonic() - started < 5
 
 
 def test_a_body_that_stalls_gets_a_408(core):
@@ -4033,7 +4045,7 @@ def test_a_body_that_stalls_gets_a_408(core):
         reply = receive_to_end(sock)
         waited = time.monotonic() - started
     assert status_code(reply) == 408, reply
-    assert 0.9 <= waited < 3, waited
+    assert 0.9 <= waited < 5, waited            # 1-2 s (see the head timeout's test)
     answered_promptly(port)
 
 
@@ -4214,7 +4226,7 @@ def test_at_the_connection_limit_idle_connections_make_room_first(core):
         started = time.monotonic()
         for _ in range(5):              # the limit is 10: idle ones are closed for these
             assert http_get(port, timeout=5)[0] == 200
-        assert time.monotonic() - started < 2.0
+        assert time.monotonic() - started < 4.0   # (milliseconds; without room, never)
         log = wait_for_log(core.log, re.compile(r"Closed \d+ idle keep-alive connection\(s\) "
                                                 r"to make room \(--worker-connections 10\)"))
         assert "whose request head" not in log
@@ -4253,7 +4265,7 @@ def test_a_flood_of_silent_connections_never_keeps_a_client_waiting(core):
             flood += [socket.create_connection(("127.0.0.1", port)) for _ in range(50)]
             started = time.monotonic()
             assert http_get(port, timeout=5)[0] == 200
-            assert time.monotonic() - started < 1.0
+            assert time.monotonic() - started < 3.0   # (milliseconds; behind them, 5 s)
         log = wait_for_log(core.log, "whose request head had not arrived, to make room")
         assert log.count("to make room") <= 3, log      # a line a second, with a count
         # All but the newest (at most the limit) were closed for newer clients.
@@ -4264,8 +4276,9 @@ def test_a_flood_of_silent_connections_never_keeps_a_client_waiting(core):
 
 
 def test_under_pressure_idle_connections_get_a_shorter_keep_alive(core):
-    proc, port = core.start(["-w", "1", "--worker-connections", "8", "--keep-alive", "30"],
-                            app="coreapp:app")
+    # (--timeout 2: the loop's tick, which applies deadlines, every 0.5 s)
+    proc, port = core.start(["-w", "1", "--worker-connections", "8", "--keep-alive", "30",
+                             "--timeout", "2"], app="coreapp:app")
     idle = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(7)]
     try:
         for sock in idle:           # 7 of 8: above 3/4 of the limit
