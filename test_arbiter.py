@@ -785,7 +785,7 @@ def servers(tmp_path):
 
 @pytest.fixture
 def core(servers):
-    """The servers fixture, with the app above as coreapp.py."""
+    """The servers fixture, with CORE_APP as coreapp.py."""
     (servers.tmp_path / "coreapp.py").write_text(CORE_APP)
     return servers
 
