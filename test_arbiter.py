@@ -3506,7 +3506,7 @@ class InProcessWorker:
 
     def connection(self, stage="idle", deadline=arbiter.NEVER):
         """"idle" (keep-alive, nothing of a next request), "partial" (a head
-        begun), or arbiter.BODY, arbiter.SEND."""
+        begun), or arbiter.BODY, arbiter.APP, arbiter.SEND."""
         server, client = socket.socketpair()
         server.setblocking(False)
         self.clients.append(client)
@@ -3514,7 +3514,8 @@ class InProcessWorker:
                                   self.worker)
         conn.idle = stage == "idle"
         conn.buffer = b"GET / HT" if stage == "partial" else b""
-        conn.stage = stage if stage in (arbiter.BODY, arbiter.SEND) else arbiter.HEAD
+        stages = (arbiter.BODY, arbiter.APP, arbiter.SEND)
+        conn.stage = stage if stage in stages else arbiter.HEAD
         conn.deadline = deadline
         self.worker.connections.add(conn)
         return conn
@@ -3641,6 +3642,60 @@ def test_make_room_closes_idle_connections_first_then_the_oldest_heads(
     built.worker.make_room(newest)
     assert not newest.closed
     assert [stage for stage, conn in zip(stages, conns) if conn.closed] == closed
+
+
+@pytest.mark.parametrize("max_requests, served, bounced, kept", [
+    (0, 0, "0", True),              # no --max-requests
+    (10, 5, "0", True),             # room for its request
+    (10, 9, "0", False),            # its request would be one too many: back, for another
+    (10, 9, "1", True),             # but only once: a bounced one stays
+])
+def test_a_handed_connection_is_kept_or_sent_back_once(in_process_worker, max_requests,
+                                                       served, bounced, kept):
+    built = in_process_worker()
+    worker = built.worker
+    worker.listeners = [None]                   # the listener of index 0
+    worker.max_requests, worker.nr = max_requests, served
+    built.connection()                          # one it has already
+    server, client = socket.socketpair()
+    message = b"0\t0\t0\t%s\t192.0.2.1\t4321" % bounced.encode()
+    arbiter.send_connection(built.record.channel[0], message, server.fileno())
+    server.close()                              # the master forgets its copy
+    try:
+        worker.take_handed_connections()
+        peers = sorted(conn.peer for conn in worker.connections)
+        if kept:
+            assert peers == [("192.0.2.1", 4321), ("192.0.2.10", 40001)]
+            assert built.board.read(worker.slot)[3] == 2
+        else:
+            assert peers == [("192.0.2.10", 40001)]
+            back, fds = arbiter.receive_connection(built.record.channel[0])
+            assert back == b"0\t0\t0\t1\t192.0.2.1\t4321" and len(fds) == 1
+            os.close(fds[0])
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize("seconds_in_app, timed_out", [(0.5, False), (1.5, True)])
+def test_a_threaded_request_past_timeout_retires_the_worker(in_process_worker, capsys,
+                                                             seconds_in_app, timed_out):
+    """Its thread (here the test's own) can not be stopped: its stack is
+    logged, once; the worker stops accepting and asks for a successor."""
+    built = in_process_worker(threads=2, timeout=1)
+    worker = built.worker
+    conn = built.connection(arbiter.APP)
+    request = arbiter.parse_head(b"GET /stuck HTTP/1.1\r\nHost: h", built.cfg)
+    response = worker.in_app[conn] = arbiter.Response(conn, request, worker)
+    response.in_app_since = time.monotonic() - seconds_in_app
+    for _ in range(2):
+        worker.check_app_timeouts(time.monotonic())
+    err = capsys.readouterr().err
+    assert (conn in worker.timed_out, worker.retiring) == (timed_out, timed_out)
+    assert built.board.read(worker.slot)[1] == (arbiter.RECYCLE_TIMEOUT if timed_out else 0)
+    assert err.count("WORKER TIMEOUT (pid:%d) while serving GET /stuck" % os.getpid()) == \
+        timed_out
+    if timed_out:
+        assert "test_a_threaded_request_past_timeout_retires_the_worker" in err  # the stack
 
 
 def test_expire_answers_what_was_arriving_and_closes_it(in_process_worker, capsys):
