@@ -3344,6 +3344,7 @@ class Worker:
                 else:
                     partial.append(conn)
         count = max(1, min(EVICT_MOST, int((len(idle) + len(partial)) * EVICT_SHARE)))
+        idle.sort(key=lambda conn: conn.deadline)      # the longest idle first
         victims = idle[:count]
         if len(victims) < count:
             partial.sort(key=lambda conn: conn.deadline)
@@ -5903,7 +5904,10 @@ class Log:
         self.flush_access()
         for logger in (self.error_log, self.access_log):
             for handler in logger.handlers:
-                handler.flush()
+                try:
+                    handler.flush()
+                except (OSError, ValueError):
+                    pass    # its stream was closed under it (an embedding program's)
 
     def write_unformatted(self, text):
         """``wsgi.errors``: the app's text goes to the streams of the error

@@ -3761,6 +3761,7 @@ def test_under_pressure_waiting_connections_get_shorter_deadlines(in_process_wor
     (5, [("partial", 5), ("partial", 3), arbiter.BODY, arbiter.SEND], [("partial", 3)]),
     (3, [arbiter.BODY, arbiter.SEND], []),                  # nothing may go
     (25, ["idle"] * 16 + [("partial", 1)] * 8, ["idle"] * 3),   # an eighth at once
+    (4, [("idle", 9), ("idle", 4), ("idle", 7)], [("idle", 4)]),    # the longest idle
 ])
 def test_make_room_closes_idle_connections_first_then_the_oldest_heads(
         in_process_worker, limit, stages, closed):
@@ -6021,6 +6022,19 @@ def test_missing_module_names_it(core):
 # ---------------------------------------------------------------------------
 # Logging and metrics
 # ---------------------------------------------------------------------------
+
+def test_a_new_log_is_made_even_when_an_earlier_handler_lost_its_stream(tmp_path):
+    # An embedding program (or pytest) closes a stream an earlier Log's
+    # handler writes to; the next Log flushes those handlers as it replaces them.
+    stream = open(tmp_path / "gone.log", "w")
+    stale = logging.StreamHandler(stream)
+    logging.getLogger("gunicorn.error").addHandler(stale)
+    stream.close()
+    try:
+        log = arbiter.Log(make_cfg(errorlog=None, accesslog=None))
+        assert stale not in log.error_log.handlers
+    finally:
+        forget_log_handlers()
 
 
 # -- a strict parser of Prometheus' text format -------------------------------
