@@ -3634,19 +3634,23 @@ class Worker:
 
     def fair_to_accept(self):
         """Accept while we hold at most BALANCE_SLACK more connections than
-        the least loaded other worker that can accept: connections spread
-        evenly. (A sync worker whose app has had a request for a while can
-        not accept; it does not count.) A threaded worker with requests in
-        its app leaves new connections to a worker that is idle."""
+        the least loaded worker that can accept: connections spread evenly.
+        (A sync worker whose app has had a request for a while can not
+        accept; it does not count.) A threaded worker with requests in its
+        app leaves new connections to a worker that is idle and may accept."""
         stuck = time.monotonic() - BALANCE_STUCK
-        loads, idle_elsewhere = [], False
-        for busy, connections, app_since in self.scoreboard.others(self.slot):
-            if not (busy and app_since and app_since < stuck):
-                loads.append(connections)
-                idle_elsewhere = idle_elsewhere or not busy
-        if idle_elsewhere and self.idle_threads < self.threads and self.threads > 1:
+        mine = len(self.connections)
+        others = [(busy, connections) for busy, connections, app_since
+                  in self.scoreboard.others(self.slot)
+                  if not (busy and app_since and app_since < stuck)]
+        # Every worker decides from the same numbers, so that one always
+        # accepts: the least loaded one is within the slack, and an idle
+        # worker within it never leaves a connection to another.
+        most = min([mine] + [connections for _, connections in others]) + BALANCE_SLACK
+        if self.threads > 1 and self.idle_threads < self.threads and \
+                any(not busy and connections <= most for busy, connections in others):
             return False    # threaded and busy: a new request is better off there
-        return not loads or len(self.connections) <= min(loads) + BALANCE_SLACK
+        return mine <= most
 
     def free_slot_elsewhere(self):
         threads = self.threads

@@ -3680,7 +3680,10 @@ def in_process_worker():
     (1, 1, 4, [(0, 1, 0), (0, 9, 0)], False),       # the least loaded one counts
     (1, 1, 4, [(1, 0, 0.0)], False),                # busy just now: it still counts
     (1, 1, 4, [(1, 0, 1.0)], True),                 # stuck in its app: it does not
-    (4, 3, 0, [(0, 5, 0)], False),                  # threaded, busy, another idle
+    (4, 3, 0, [(0, 2, 0)], False),                  # threaded, busy, another idle
+    (4, 3, 0, [(0, 5, 0)], True),                   # idle, but too loaded to accept
+    (4, 0, 5, [(0, 9, 0)], True),                   # (else neither would: a probe
+                                                    # waited 5 s in the backlog)
     (4, 3, 0, [(1, 5, 0.0)], True),                 # threaded, busy, nobody idle
     (4, 4, 1, [(0, 0, 0)], True),                   # threaded and idle
 ])
