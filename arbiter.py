@@ -3205,7 +3205,9 @@ class Worker:
     # -- accepting ---------------------------------------------------------
 
     def set_accepting(self, accepting):
-        if accepting == self.accepting:
+        if accepting == self.accepting or (accepting and not self.sockets):
+            # (No listeners: TERM closed them, maybe while the app ran and
+            # select() still had one in its batch; accepting stays off.)
             return
         self.accepting = accepting
         for sock in self.sockets:

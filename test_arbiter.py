@@ -3759,6 +3759,27 @@ def test_under_pressure_waiting_connections_get_shorter_deadlines(in_process_wor
     assert early.deadline == 100.2
 
 
+def test_a_connection_closed_after_the_listeners_does_not_turn_accepting_back_on(
+        in_process_worker):
+    # TERM, while the sync app ran, closed the listeners (handle_exit); the
+    # app's connection then closed, with select()'s batch still holding the
+    # listener: accept() must not be reached on the closed socket (EBADF
+    # killed the worker, and its connections, in a lifecycle soak).
+    built = in_process_worker()
+    worker = built.worker
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    listener.setblocking(False)         # as the worker's are
+    worker.sockets = [listener]
+    worker.set_accepting(True)
+    conn = built.connection(arbiter.APP)
+    worker.stop_listening()
+    worker.close_connection(conn)
+    assert not worker.accepting
+    worker.accept(listener)         # the stale event of the batch: nothing happens
+
+
 @pytest.mark.parametrize("limit, stages, closed", [
     (6, ["idle", "idle", ("partial", 5), ("partial", 3), arbiter.BODY], ["idle"]),
     (5, [("partial", 5), ("partial", 3), arbiter.BODY, arbiter.SEND], [("partial", 3)]),
