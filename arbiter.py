@@ -2809,7 +2809,10 @@ def blocked_on(exc):
     """What a non-blocking socket call (recv, send, sendmsg; TLS reads and
     writes; sendfile from the loop) that raised the OSError ``exc`` waits
     for: READ, WRITE (TLS must write first), or 0 when a signal interrupted
-    it (call again). Any other error: the client is gone (ClientGone)."""
+    it (call again). Any other error: the client is gone (ClientGone).
+    (A plain EAGAIN, BlockingIOError, is in WANT_READ: a read waits for
+    READ; a write that meets it ignores the answer, its rest waiting for
+    the socket to be writable.)"""
     if isinstance(exc, WANT_READ):
         return READ
     if isinstance(exc, WANT_WRITE):
